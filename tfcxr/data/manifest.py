@@ -36,7 +36,7 @@ class Manifest:
     views: np.ndarray  # e.g. "PA", "AP", "L" (str, "" when unknown)
     splits: np.ndarray  # "train" | "val" | "test" | "" (not assigned yet)
     targets: np.ndarray  # float32 [N, C] in {0, 1}
-    mask: np.ndarray  # float32 [N, C] in {0, 1}
+    mask: np.ndarray  # float32 [N, C] in {0, 1}; targets are 0 wherever mask is 0
     notes: list[str] = field(default_factory=list)  # what the reader did (filters, policies)
 
     def __post_init__(self):
@@ -53,6 +53,7 @@ class Manifest:
             if not np.isin(arr, (0.0, 1.0)).all():
                 raise ValueError(f"manifest {name} must hold only 0 and 1")
             setattr(self, name, arr)
+        self.targets = self.targets * self.mask  # a masked-out label carries no target
 
     def __len__(self) -> int:
         return len(self.paths)

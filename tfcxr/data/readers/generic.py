@@ -14,7 +14,7 @@ import numpy as np
 
 from tfcxr.data.policies import UncertaintyPolicy
 from tfcxr.data.problems import ProblemLog
-from tfcxr.data.readers.base import assemble, escapes_root, parse_label_cells, read_csv_file, register_dataset
+from tfcxr.data.readers.base import LINE, assemble, escapes_root, parse_label_cells, read_csv_file, register_dataset
 from tfcxr.data.splits import split_patients
 
 DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -37,7 +37,7 @@ def read_csv_dataset(root, *, csv: str | Path | None = None, image_column: str =
         log.raise_or_skip(False, 0)
         return None
     labels = list(label_columns) if label_columns else [
-        c for c in frame.columns if c not in (image_column, *optional)]
+        c for c in frame.columns if c not in (image_column, *optional, LINE)]
     if not labels:
         log.add("bad-column", csv_path, "no label columns")
         log.raise_or_skip(False, 0)
