@@ -60,6 +60,15 @@ class DataConfig:
             raise ConfigError(f"data.root is required for dataset {self.dataset!r}")
         if self.batch_size < 1 or self.image_size < 8:
             raise ConfigError("data.batch_size must be >= 1 and data.image_size >= 8")
+        try:
+            self.augment_config()
+        except ValueError as e:
+            raise ConfigError(f"data.augment: {e}") from None
+
+    def augment_config(self):
+        from tfcxr.data.augment import AugmentConfig
+
+        return from_mapping(AugmentConfig, self.augment, "data.augment")
 
     def read_manifest(self, log=None):
         from tfcxr.data.readers import read_dataset

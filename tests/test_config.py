@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from tfcxr.config import load_data_config
+from tfcxr.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_data_config(path)
+    assert config.dataset in {"demo", "nih", "chexpert", "padchest"}
+    config.augment_config()
+
+
+def test_paper_settings_are_shipped():
+    assert {p.stem for p in CONFIGS} >= {"demo", "nih", "chexpert", "padchest"}
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  dataset: demo\n  batchsize: 8\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['batchsize'\]"):
+        load_data_config(path)
+
+
+def test_bad_augment_range_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  augment: {zoom: 2.0}\n")
+    with pytest.raises(ConfigError, match="data.augment.*zoom"):
+        load_data_config(path)
+
+
+def test_real_dataset_needs_a_root():
+    with pytest.raises(ConfigError, match="data.root is required"):
+        load_data_config(None, dataset="nih")
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: invalid YAML"):
+        load_data_config(path)
+
+
+def test_overrides_win(tmp_path):
+    config = load_data_config(Path(CONFIGS[0]).parent / "demo.yaml", batch_size=4)
+    assert config.batch_size == 4
