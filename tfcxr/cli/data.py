@@ -122,3 +122,29 @@ def manifest_command(dataset, root, options, out, skip_bad):
     manifest.save_csv(out)
     splits = ", ".join(f"{s} {n}" for s, n in sorted(Counter(manifest.splits).items()))
     click.echo(f"wrote {len(manifest)} rows ({splits}) to {out}")
+
+
+@data.command("preview")
+@dataset_option
+@root_option
+@reader_options
+@click.option("--config", "-c", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Run config whose data section sets image size and augmentation.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--count", default=16, show_default=True, help="Images in the grid.")
+@click.option("--no-augment", is_flag=True, help="Show the evaluation view (no augmentation).")
+@click.option("--out", "-O", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
+def preview_command(dataset, root, options, config, split, count, no_augment, out):
+    """Save a grid of pipeline images with their labels: what the model will see."""
+    from tfcxr.config import load_data_config
+    from tfcxr.data.preview import preview_batch
+    from tfcxr.preprocessing import PreprocessingSpec
+
+    overrides = {"dataset": dataset, "root": root} if not config else {}
+    data_config = load_data_config(config, **overrides)
+    data_config.options.update(parse_options(options))
+    manifest = data_config.read_manifest().split(split)
+    spec = PreprocessingSpec(image_size=data_config.image_size)
+    augment = None if no_augment or split != "train" else data_config.augment_config()
+    path = preview_batch(manifest, spec, out, count=count, augment=augment)
+    click.echo(f"wrote {path}")
