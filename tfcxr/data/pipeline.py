@@ -1,0 +1,150 @@
+"""From a Manifest to the batches a Keras model trains on.
+
+Per image: decode to the canonical single channel in [0, 1] -> resize to ``spec.image_size``
+(resizing one channel, not three) -> [cache] -> [shuffle] -> batch -> augment (training only) ->
+replicate to ``spec.channels`` -> normalise with ``spec.mean`` / ``spec.std``. The cache sits after
+decode and resize, so an epoch from cache costs no decoding, and before augmentation, so cached
+images are still augmented afresh every epoch.
+
+Batches are ``(images, labels, mask)``: Keras ``fit`` reads the third element as the sample weight
+and multiplies it into the loss elementwise. That needs a loss returning one value per label
+([B, C], e.g. ``keras.backend.binary_crossentropy``); ``keras.losses.BinaryCrossentropy`` averages
+over labels first and ``fit`` then rejects the [B, C] weight with a ValueError. Keras averages the
+weighted values over all B x C entries, masked ones included.
+With ``include_index=True`` the first element becomes ``(images, index)``, where ``index`` is the
+int64 manifest row of each image, so a caller can join per-image extras (teacher logits, ids)
+whatever the shuffle order.
+
+Randomness is seeded by ``shuffle_seed`` and nothing else in tfcxr (TensorFlow's global seed, if
+a caller sets one, also enters): the same seed gives the same order and the same augmentation,
+epoch by epoch, and each epoch differs from the one before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from tfcxr.backend import tf
+from tfcxr.data.augment import AugmentConfig, augment_images
+from tfcxr.data.images import decode_image, find_bad_images
+from tfcxr.data.manifest import Manifest
+from tfcxr.errors import DatasetError
+from tfcxr.preprocessing import PreprocessingSpec
+
+log = logging.getLogger("tfcxr.data")
+
+# With a cache, shuffling happens on decoded images, which a buffer holds in memory; rows are
+# permuted once by the seed before caching, so this buffer only has to mix neighbours.
+CACHED_SHUFFLE_BUFFER = 2048
+
+
+def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool, batch_size: int,
+                  augment: AugmentConfig | None = None, shuffle_seed: int = 0,
+                  cache: bool | str | Path = False, drop_remainder: bool | None = None,
+                  include_index: bool = False, skip_bad: bool = False) -> tf.data.Dataset:
+    """A batched, prefetched ``tf.data.Dataset`` over every row of ``manifest``.
+
+    training: shuffle every epoch and apply ``augment`` (ignored when False).
+    shuffle_seed: seeds both the shuffle and the augmentation.
+    cache: False, True (in memory) or a directory for a file cache. The file name inside it is a
+        fingerprint of the rows, their order and ``spec``, so a changed manifest or image size
+        never reads a stale cache. TensorFlow fills a cache during the first complete pass and
+        discards a partial one.
+    drop_remainder: default ``training``: full batches for training, every image for evaluation.
+    skip_bad: check the files first (``find_bad_images``: end markers of PNG/JPEG, full decode of
+        anything else), drop the rows that fail and log how many and which. Without it, a bad
+        file stops iteration with an error naming it.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rows = _usable_rows(manifest, skip_bad)
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    if drop_remainder and len(rows) < batch_size:
+        raise DatasetError(manifest.root, f"{len(rows)} images make no full batch of {batch_size} "
+                                          "(lower batch_size or pass drop_remainder=False)")
+    if training and cache:
+        rows = np.random.default_rng(shuffle_seed).permutation(rows)
+
+    ds = tf.data.Dataset.from_tensor_slices((
+        manifest.paths[rows].astype(str), manifest.targets[rows], manifest.mask[rows],
+        rows.astype(np.int64)))
+    if training and not cache:
+        ds = ds.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda path, *rest: (resize_image(decode_image(path), spec), *rest),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache("" if cache is True else _cache_file(Path(cache), manifest, rows, spec))
+        if training:
+            ds = ds.shuffle(min(len(rows), CACHED_SHUFFLE_BUFFER), seed=shuffle_seed,
+                            reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if training and augment is not None:
+        # One int64 per batch, a new stream every epoch, the streams fixed by the seed.
+        draws = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
+        seed = tf.constant(shuffle_seed, tf.int64)
+
+        def augment_batch(batch, draw):
+            images, *rest = batch
+            return (augment_images(images, tf.stack([draw, seed]), augment), *rest)
+
+        ds = tf.data.Dataset.zip((ds, draws)).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def finish(images, labels, mask, index):
+        images = to_model_input(images, spec)
+        return ((images, index) if include_index else images), labels, mask
+
+    return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def resize_image(image: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:
+    """[H, W, 1] in [0, 1] to [S, S, 1] in [0, 1].
+
+    Antialiased, because radiographs are shrunk four- to eightfold (1024 or more to 224) and plain
+    bilinear sampling at that ratio skips pixels and aliases fine lines; clipped, because bicubic
+    and Lanczos kernels overshoot at edges.
+    """
+    size = (spec.image_size, spec.image_size)
+    resized = tf.image.resize(image, size, method=spec.resize_method, antialias=True)
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
+def to_model_input(images: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:
+    """Single-channel images in [0, 1] (any leading shape) to ``spec.channels``, normalised."""
+    if spec.channels > 1:
+        images = tf.repeat(images, spec.channels, axis=-1)
+    return (images - tf.constant(spec.mean)) / tf.constant(spec.std)
+
+
+def preprocess_image(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
+    """One canonical [H, W] image (``load_image``) to the model input [S, S, C], as in evaluation."""
+    resized = resize_image(tf.convert_to_tensor(image, tf.float32)[..., tf.newaxis], spec)
+    return to_model_input(resized, spec).numpy()
+
+
+def _usable_rows(manifest: Manifest, skip_bad: bool) -> np.ndarray:
+    rows = np.arange(len(manifest))
+    if skip_bad and len(rows):
+        bad = find_bad_images(manifest.paths)
+        if bad:
+            rows = rows[~np.isin(manifest.paths, list(bad))]
+            examples = "; ".join(f"{path}: {problem}" for path, problem in list(bad.items())[:5])
+            log.warning("skipped %d of %d images that cannot be decoded (%s%s)", len(bad),
+                        len(manifest), examples, "; ..." if len(bad) > 5 else "")
+    if not len(rows):
+        raise DatasetError(manifest.root, f"no images to build a {manifest.dataset!r} dataset from "
+                                          "(empty split, or every image was skipped as bad)")
+    return rows
+
+
+def _cache_file(directory: Path, manifest: Manifest, rows: np.ndarray,
+                spec: PreprocessingSpec) -> str:
+    fingerprint = hashlib.sha256(json.dumps({
+        "spec": spec.to_dict(), "paths": manifest.paths[rows].tolist(),
+    }).encode()).hexdigest()[:16]
+    directory.mkdir(parents=True, exist_ok=True)
+    return str(directory / f"{manifest.dataset}-{spec.image_size}px-{fingerprint}")
