@@ -12,7 +12,7 @@ from tfcxr.errors import TfcxrError
 from tfcxr.models.registry import ModelSpec, UnknownModelError, get_spec, list_models, register_model
 
 # Modules whose import registers builders. Each architecture file registers its own models.
-ARCHITECTURE_MODULES: tuple[str, ...] = ()
+ARCHITECTURE_MODULES: tuple[str, ...] = ("ofa_mobilenet", "mobilenet_v3", "densenet", "resnet", "vit")
 
 for _module in ARCHITECTURE_MODULES:
     importlib.import_module(f"tfcxr.models.{_module}")

@@ -1,0 +1,59 @@
+"""QuantizeConfigs for tfcxr's custom layers, so tfmot quantizes them instead of failing.
+
+tfmot's default 8-bit registry knows Keras's built-in layers only. These configs give the
+custom layers the treatment the registry gives built-ins of the same kind: 8-bit symmetric
+per-tensor weights (``LastValueQuantizer``) and 8-bit asymmetric outputs tracked by moving
+averages (``MovingAverageQuantizer``), the ranges the TFLite int8 converter reads. They are
+registered Keras serializables, so QAT models reload inside ``tfcxr.quantize.quantize_scope``.
+"""
+
+from __future__ import annotations
+
+import tensorflow_model_optimization as tfmot
+
+from tfcxr.backend import keras
+
+_quantizers = tfmot.quantization.keras.quantizers
+
+
+@keras.utils.register_keras_serializable(package="tfcxr")
+class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """For weightless element-wise layers (HardSwish, HardSigmoid): quantize the output only."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [_quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                   narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+@keras.utils.register_keras_serializable(package="tfcxr")
+class SqueezeExciteQuantizeConfig(OutputQuantizeConfig):
+    """For SqueezeExcite: quantize both 1x1 kernels and the output.
+
+    Biases stay float, as for Conv2D in the default registry (TFLite stores them as int32). The
+    squeezed vector and the gate inside the layer carry no fake-quant: tfmot names every
+    activation quantizer of a layer ``post_activation``, so two of them collide when the model
+    is saved as HDF5. The int8 converter takes their ranges from the representative dataset.
+    """
+
+    def get_weights_and_quantizers(self, layer):
+        return [(kernel, _quantizers.LastValueQuantizer(num_bits=8, per_axis=False, symmetric=True,
+                                                        narrow_range=False))
+                for kernel in (layer.reduce_kernel, layer.expand_kernel)]
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        layer.reduce_kernel, layer.expand_kernel = quantize_weights
