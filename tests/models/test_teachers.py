@@ -120,3 +120,11 @@ def test_imagenet_weights_of_another_architecture_are_refused(tmp_path):
 def test_missing_imagenet_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(TfcxrError, match="not found"):
         models.create("densenet121", input_shape=SMALL, weights_imagenet=tmp_path / "nope.h5")
+
+
+def test_vit_small_macs_count_attention():
+    """timm reports 4.6 GMACs for ViT-S/16 at 224; without attention the count would be ~2.85."""
+    from tfcxr.models.macs import count_macs
+
+    macs = count_macs(models.create("vit_small", num_classes=1000))
+    assert 4.55e9 < macs < 4.65e9, macs

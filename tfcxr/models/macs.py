@@ -2,10 +2,10 @@
 
 Counts the MACs of the weight layers, which dominate a CNN: Conv2D, DepthwiseConv2D,
 SeparableConv2D, Dense and the two 1x1 convolutions inside ``SqueezeExcite``, from each layer's
-output shapes in the built graph (a shared layer counts once per call). Nested models and QAT
-wrappers are walked into. Element-wise ops, BatchNorm, pooling, and layers whose matmuls are
-hidden inside them (``MultiHeadAttention``, ``EinsumDense``) are not counted, so for transformers
-the figure is a lower bound.
+output shapes in the built graph (a shared layer counts once per call), plus self-attention
+(``MultiHeadAttention``: its four projections and the two token-by-token products). Nested models
+and QAT wrappers are walked into. Element-wise ops, BatchNorm, LayerNorm, softmax and pooling are
+not counted.
 """
 
 from __future__ import annotations
@@ -56,10 +56,26 @@ def _weight_layers(model: keras.Model) -> Iterator[tuple[keras.layers.Layer, ker
             yield layer, layer
 
 
+def _attention_macs(layer, graph_layer) -> int:
+    """Self-attention over N tokens: N x (Q, K, V, output kernels) + N^2 x heads x (key + value dims)."""
+    config = layer.get_config()
+    heads, key_dim = config["num_heads"], config["key_dim"]
+    value_dim = config["value_dim"] or key_dim
+    kernels = sum(_size(w) for w in layer.weights if len(w.shape) >= 2)
+    total = 0
+    for i in range(len(graph_layer._inbound_nodes)):  # noqa: SLF001
+        tokens = math.prod(int(d) for d in graph_layer.get_output_shape_at(i)[1:-1])
+        total += kernels * tokens + tokens * tokens * heads * (key_dim + value_dim)
+    return total
+
+
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates for one image through ``model``, which must have a fixed input size."""
     total = 0
     for layer, graph_layer in _weight_layers(model):
+        if isinstance(layer, keras.layers.MultiHeadAttention):
+            total += _attention_macs(layer, graph_layer)
+            continue
         per_position = _macs_per_position(layer)
         if per_position:
             total += per_position * _positions(layer, graph_layer)
