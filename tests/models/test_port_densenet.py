@@ -143,7 +143,7 @@ def test_port_weights_command_refuses_a_checkpoint_that_is_no_densenet(tmp_path)
     result = CliRunner().invoke(main, ["port-weights", "-a", "densenet161", "-c", str(checkpoint),
                                        "-O", str(tmp_path / "x.weights.h5")])
     assert result.exit_code != 0
-    assert "no classifier.weight" in result.output
+    assert "no classifier weights (classifier.weight)" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
