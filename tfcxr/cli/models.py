@@ -40,9 +40,13 @@ def describe(name: str) -> dict:
 def models_command(role, as_json):
     """List registered models: trainable params with a 14-class head, MACs at the default input
     size, input size and Grad-CAM layer. Builds each model once (about a minute for the zoo)."""
+    from tqdm import tqdm
+
     from tfcxr.models import list_models
 
-    rows = [describe(name) for name in list_models(role)]
+    names = list_models(role)
+    rows = [describe(name) for name in tqdm(names, desc="building models", unit="model",
+                                            disable=None, leave=False)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
