@@ -80,3 +80,18 @@ def test_cli_reader_error_has_no_traceback(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Data_Entry_2017.csv" in result.output
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_cli_missing_folder_and_unknown_dataset(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "manifest", "--dataset", "nih", "--root",
+                                  str(tmp_path / "nope"), "--out", str(tmp_path / "m.csv")])
+    assert result.exit_code == 1 and "nope: dataset folder not found" in result.output
+    result = runner.invoke(main, ["data", "check", "--dataset", "mimic", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "'mimic' is not one of" in result.output
+
+
+def test_check_names_both_nih_csv_spellings_when_absent(tmp_path):
+    report = check_dataset("nih", tmp_path)
+    assert not report.usable
+    assert "no Data_Entry_2017_v2020.csv or Data_Entry_2017.csv" in report.problems[0].message

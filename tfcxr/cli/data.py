@@ -10,6 +10,7 @@ import click
 import yaml
 
 from tfcxr.cli import main
+from tfcxr.data.readers import dataset_names
 
 
 def parse_options(pairs) -> dict:
@@ -25,7 +26,8 @@ def parse_options(pairs) -> dict:
 
 dataset_option = click.option(
     "--dataset", "-d", default="demo", show_default=True,
-    help="Dataset reader: nih, chexpert, padchest, csv (your own CSV) or demo.")
+    type=click.Choice(dataset_names()),
+    help="Dataset reader: csv is your own CSV (image-path column + label columns).")
 root_option = click.option(
     "--root", "-r", default=None, type=click.Path(file_okay=False),
     help="Dataset folder as downloaded (demo: defaults to the user cache).")

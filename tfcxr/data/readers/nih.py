@@ -106,6 +106,10 @@ def read_nih(root, *, csv: str | Path | None = None, labels=NIH_LABELS, views=("
         raise DatasetError(None, f"unknown NIH label(s) {unknown}; known: {', '.join(NIH_LABELS)}")
     log = log if log is not None else ProblemLog()
     csv_path = Path(csv) if csv else find_csv(root)
+    if not csv_path.is_file() and not csv:
+        log.add("missing-file", root, f"no {' or '.join(CSV_NAMES)} in the dataset folder")
+        log.raise_or_skip(False, 0)
+        return None
     frame = read_csv_file(csv_path, log, REQUIRED_COLUMNS, index_col=False)
     if frame is None:
         log.raise_or_skip(False, 0)
