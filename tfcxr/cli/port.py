@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -38,18 +37,10 @@ class PorterArch(click.ParamType):
 
 
 def _save_weights_atomic(model, out: Path) -> None:
-    """Keras picks the weights format from the file name, on save and on load (``.weights.h5``:
-    the Keras v3 layout; any other ``.h5``: legacy HDF5), so the temporary file that
-    ``atomic_path`` moves into place is written under a name ending like ``out``."""
     from tfcxr.io import atomic_path
 
-    with atomic_path(out) as tmp:
-        staged = tmp.with_name(f"{tmp.name}.{out.name}")
-        try:
-            model.save_weights(str(staged))
-            os.replace(staged, tmp)
-        finally:
-            staged.unlink(missing_ok=True)
+    with atomic_path(out) as tmp:  # ends like ``out``: Keras picks the weights format from it
+        model.save_weights(str(tmp))
 
 
 @main.command("port-weights")

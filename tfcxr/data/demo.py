@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tfcxr.io import atomic_path
 
 DEMO_LABELS = ("Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumothorax")
 PREVALENCE = {"Cardiomegaly": 0.25, "Effusion": 0.25, "Infiltration": 0.2, "Mass": 0.15,
