@@ -1,0 +1,128 @@
+"""Runs end to end through the CLI: what a run directory holds, the three teacher modes, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tfcxr.backend import keras
+from tfcxr.cli import main
+from tfcxr.data.demo import DemoSpec, write_demo_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    """A demo dataset of 40 patients at 32 px and a config that trains in seconds."""
+    base = tmp_path_factory.mktemp("tiny")
+    demo = write_demo_dataset(base / "demo", DemoSpec(patients=40, image_size=48, seed=2))
+    config = {
+        "seed": 0,
+        "data": {"dataset": "demo", "root": str(demo), "image_size": 32, "batch_size": 8,
+                 "cache": True, "options": {"val_fraction": 0.25}},
+        "teacher": {"name": "densenet121", "train": {"epochs": 1, "backup_every_steps": 2}},
+        "student": {"name": "mobilenet_v3_small", "train": {"epochs": 2, "backup_every_steps": 2}},
+        "distill": {"alpha": 0.5, "temperature": 2.0},
+    }
+    path = base / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_student_only_run_directory_holds_what_it_did(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    invoke("distill", "--student-only", "--config", tiny_config, "--out", run, "--quiet")
+    for name in ("config.yaml", "labels.txt", "preprocessing.json", "manifest.csv", "metrics.csv",
+                 "metrics.json", "best.keras", "last.keras", "run.json"):
+        assert (run / name).is_file(), name
+    assert any((run / "tensorboard").rglob("events.out.tfevents*"))
+    assert not (run / "backup").exists()  # removed once the run completed
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete" and info["mode"] == "student_only" and info["epochs"] == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [0, 1]
+    assert {"loss", "hard_loss", "val_auc", "val_auc_Cardiomegaly"} <= set(metrics[0])
+    model = keras.models.load_model(run / "best.keras")
+    assert model.output_shape == (None, 6)
+    assert yaml.safe_load((run / "config.yaml").read_text())["student"]["name"] == "mobilenet_v3_small"
+    # a finished run is never overwritten
+    result = CliRunner().invoke(main, ["distill", "--student-only", "--config", str(tiny_config),
+                                       "--out", str(run)])
+    assert result.exit_code == 1 and "already complete" in result.output
+
+
+def test_teacher_online_and_offline_distillation(tiny_config, tmp_path):
+    invoke("train-teacher", "--config", tiny_config, "--out", tmp_path / "teacher", "-q")
+    teacher = tmp_path / "teacher" / "best.keras"
+    if not teacher.is_file():  # one epoch may end with val AUC undefined: use the last model
+        teacher = tmp_path / "teacher" / "last.keras"
+    invoke("distill", "--teacher-weights", teacher, "--config", tiny_config, "--epochs", 1,
+           "--out", tmp_path / "online", "-q")
+    online = json.loads((tmp_path / "online" / "run.json").read_text())
+    assert online["mode"] == "online" and online["status"] == "complete"
+    soft = json.loads((tmp_path / "online" / "metrics.json").read_text())[0]["soft_loss"]
+    assert soft > 0
+
+    invoke("teacher-predict", "--teacher-weights", teacher, "--config", tiny_config,
+           "--out", tmp_path / "logits.csv")
+    invoke("distill", "--teacher-predictions", tmp_path / "logits.csv", "--config", tiny_config,
+           "--epochs", 1, "--out", tmp_path / "offline", "-q")
+    assert json.loads((tmp_path / "offline" / "run.json").read_text())["mode"] == "offline"
+
+
+def test_offline_from_real_chexnet_probabilities(nih_sample, tmp_path):
+    invoke("distill", "--dataset", "nih", "--root", nih_sample,
+           "--teacher-predictions", nih_sample / "chexnet_teacher_probs.csv",
+           "--student", "mobilenet_v3_small", "--image-size", 32, "--batch-size", 32,
+           "--epochs", 1, "--out", tmp_path / "run", "-q")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["mode"] == "offline" and info["status"] == "complete"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert np.isfinite(metrics[0]["soft_loss"]) and metrics[0]["soft_loss"] > 0
+
+
+def test_missing_teacher_prediction_is_named(tiny_config, tmp_path):
+    bad = tmp_path / "p.csv"
+    bad.write_text("image_id,prob_Cardiomegaly\nx.png,0.5\n")
+    result = CliRunner().invoke(main, ["distill", "--teacher-predictions", str(bad), "--config",
+                                       str(tiny_config), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "p.csv: no logit_Effusion or prob_Effusion column" in result.output
+
+
+def test_killed_run_resumes_with_the_same_command(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "tfcxr.cli", "distill", "--student-only", "--config",
+               str(tiny_config), "--epochs", "4", "--out", str(run), "--quiet"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while time.time() < deadline:  # wait until one epoch is logged and a backup exists
+        if (run / "metrics.csv").is_file() and len((run / "metrics.csv").read_text().splitlines()) >= 2 \
+                and any((run / "backup").rglob("*.index")):
+            break
+        if first.poll() is not None:
+            pytest.fail("the run finished before it could be killed:\n" + first.stdout.read().decode())
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert json.loads((run / "run.json").read_text())["status"] == "running"
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Epoch 1/4" not in second.stdout  # continued, did not start over
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete" and info["resumed"] is True
+    assert [m["epoch"] for m in json.loads((run / "metrics.json").read_text())] == [0, 1, 2, 3]
+    assert not (run / "backup").exists()

@@ -1,0 +1,3 @@
+from tfcxr.cli import main
+
+main()
