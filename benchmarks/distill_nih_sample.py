@@ -29,7 +29,7 @@ import numpy as np
 
 from tfcxr.config import DataConfig, DistillConfig, ModelConfig, RunConfig, TrainConfig
 from tfcxr.data.pipeline import build_dataset
-from tfcxr.distill.run import distill, load_model, train_teacher
+from tfcxr.distill.run import distill, load_model, train_teacher, trained_model
 from tfcxr.metrics import per_label_auc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_auc(run_dir: Path, config: RunConfig) -> dict:
     from tfcxr.preprocessing import PreprocessingSpec
 
     manifest = config.data.read_manifest().split("test")
-    model = load_model(run_dir / "best.keras")
+    model = load_model(trained_model(run_dir))
     spec = PreprocessingSpec.load(run_dir / "preprocessing.json")
     ds = build_dataset(manifest, spec, training=False, batch_size=32)
     logits = model.predict(ds.map(lambda x, y, m: x), verbose=0)
@@ -88,7 +88,7 @@ def main():
         runs = {
             "student only": dict(student_only=True),
             "offline, CheXNet probabilities": dict(teacher_predictions=chexnet),
-            f"online, {args.teacher} trained here": dict(teacher_model=teacher.best_model),
+            f"online, {args.teacher} trained here": dict(teacher_model=trained_model(teacher.run_dir)),
         }
         for mode, kwargs in runs.items():
             start = time.time()

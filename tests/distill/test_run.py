@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tfcxr.backend import keras
 from tfcxr.cli import main
 from tfcxr.data.demo import DemoSpec, write_demo_dataset
+from tfcxr.distill.run import trained_model
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,7 @@ def test_student_only_run_directory_holds_what_it_did(tiny_config, tmp_path):
 
 def test_teacher_online_and_offline_distillation(tiny_config, tmp_path):
     invoke("train-teacher", "--config", tiny_config, "--out", tmp_path / "teacher", "-q")
-    teacher = tmp_path / "teacher" / "best.keras"
-    if not teacher.is_file():  # one epoch may end with val AUC undefined: use the last model
-        teacher = tmp_path / "teacher" / "last.keras"
+    teacher = trained_model(tmp_path / "teacher")
     invoke("distill", "--teacher-weights", teacher, "--config", tiny_config, "--epochs", 1,
            "--out", tmp_path / "online", "-q")
     online = json.loads((tmp_path / "online" / "run.json").read_text())

@@ -54,9 +54,11 @@ def resolve_config(config, dataset, root, options, image_size, batch_size, seed)
 def default_out(kind: str, *names: str) -> Path:
     """``runs/<kind>-<names>``: the same command resumes an unfinished run; a finished one gets
     a numbered sibling rather than being overwritten."""
+    from tfcxr.distill.run import run_is_complete
+
     base = Path("runs") / "-".join((kind, *names))
     candidate, n = base, 1
-    while (candidate / "run.json").is_file() and '"complete"' in (candidate / "run.json").read_text():
+    while run_is_complete(candidate):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
@@ -103,7 +105,7 @@ def train_teacher_command(teacher, teacher_weights, config, dataset, root, optio
 def distill_command(teacher, teacher_weights, teacher_predictions, student, student_only, config,
                     dataset, root, options, epochs, image_size, batch_size, seed, quiet, out):
     """Distil a compact student from a frozen teacher (online, offline, or no teacher)."""
-    from tfcxr.distill.run import distill, train_teacher
+    from tfcxr.distill.run import distill, run_is_complete, train_teacher, trained_model
 
     if sum(map(bool, (teacher_weights, teacher_predictions, student_only))) > 1:
         raise click.UsageError("use only one of --teacher-weights, --teacher-predictions, --student-only")
@@ -118,13 +120,12 @@ def distill_command(teacher, teacher_weights, teacher_predictions, student, stud
     verbose = 2 if quiet else 1
     if not (teacher_weights or teacher_predictions or student_only):
         teacher_run = out / "teacher"
-        if not (teacher_run / "best.keras").is_file() or '"complete"' not in (
-                (teacher_run / "run.json").read_text() if (teacher_run / "run.json").is_file() else ""):
+        if not run_is_complete(teacher_run):
             click.echo(f"no --teacher-weights: training {run_config.teacher.name} first ({teacher_run})")
             if epochs:
                 run_config.teacher.train.epochs = epochs
             report(train_teacher(run_config, teacher_run, verbose=verbose), "teacher")
-        teacher_weights = teacher_run / "best.keras"
+        teacher_weights = trained_model(teacher_run)
     result = distill(run_config, out, teacher_model=teacher_weights,
                      teacher_predictions=teacher_predictions, student_only=student_only,
                      verbose=verbose)

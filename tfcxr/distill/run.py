@@ -108,6 +108,18 @@ class SaveModel(keras.callbacks.Callback):
             self._save("best.keras")
 
 
+def run_is_complete(path: str | Path) -> bool:
+    info = Path(path) / "run.json"
+    return info.is_file() and json.loads(info.read_text()).get("status") == "complete"
+
+
+def trained_model(path: str | Path) -> Path:
+    """A finished run's model: ``best.keras``, or ``last.keras`` when validation AUC was never
+    defined (e.g. a validation split without positives)."""
+    best = Path(path) / "best.keras"
+    return best if best.is_file() else Path(path) / "last.keras"
+
+
 class RunDirectory:
     def __init__(self, path: str | Path):
         self.path = Path(path)
