@@ -21,3 +21,17 @@ def nih_sample() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep the demo dataset cache out of the user's home during tests (shared per session)."""
     monkeypatch.setenv("TFCXR_CACHE", str(tmp_path_factory.getbasetemp() / "tfcxr-cache"))
+
+
+@pytest.fixture(scope="session")
+def assert_parity():
+    """The export parity harness as a test helper: compare two models' logits on the same images
+    with a mode's tolerances and fail the test with the harness's own report."""
+    from tfcxr.export.parity import check_parity
+
+    def check(keras_logits, tflite_logits, labels, mask, label_names, mode, **kwargs):
+        report = check_parity(keras_logits, tflite_logits, labels, mask, label_names, mode, **kwargs)
+        assert report.passed, report.summary()
+        return report
+
+    return check

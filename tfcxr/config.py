@@ -141,6 +141,9 @@ class RunConfig:
     teacher: ModelConfig = field(default_factory=lambda: ModelConfig("densenet161"))
     student: ModelConfig = field(default_factory=lambda: ModelConfig("eeea_net_c2"))
     distill: DistillConfig = field(default_factory=DistillConfig)
+    # Quantization-aware fine-tuning of the distilled student (tfcxr qat): short, low rate.
+    qat: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=2, learning_rate=1e-4, schedule="constant"))
     strategy: str = "auto"  # auto (TF_CONFIG -> multi_worker, >1 GPU -> mirrored) | default | mirrored | multi_worker
 
     def __post_init__(self):
@@ -155,6 +158,7 @@ class RunConfig:
             "teacher": lambda d: from_mapping(ModelConfig, d, f"{where}: teacher"),
             "student": lambda d: from_mapping(ModelConfig, d, f"{where}: student"),
             "distill": lambda d: from_mapping(DistillConfig, d, f"{where}: distill"),
+            "qat": lambda d: from_mapping(TrainConfig, d, f"{where}: qat"),
         }
         for key, build in sections.items():
             if key in data:

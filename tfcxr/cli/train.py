@@ -66,7 +66,7 @@ def default_out(kind: str, *names: str) -> Path:
 
 def report(result, what: str) -> None:
     click.echo(f"{what}: best val AUC {result.best_val_auc:.4f} over {result.epochs} epoch(s); "
-               f"models in {result.run_dir} (best.keras, last.keras)")
+               f"models in {result.run_dir} ({result.best_model.name}, {result.last_model.name})")
 
 
 @main.command("train-teacher")
@@ -99,10 +99,12 @@ def train_teacher_command(teacher, teacher_weights, config, dataset, root, optio
                    "(tfcxr teacher-predict output, or any CSV with image ids and prob_<Label>).")
 @click.option("--student", "-s", default=None, help="Registered student (default: the config's, eeea_net_c2).")
 @click.option("--student-only", is_flag=True, help="No teacher: the baseline the paper compares against.")
+@click.option("--qat", is_flag=True, help="Then fine-tune the student with quantization-aware "
+                                          "training against the same teacher (as tfcxr qat).")
 @data_options
 @click.option("--out", "-O", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/distill-<teacher>-<student>-<dataset>; rerun to resume).")
-def distill_command(teacher, teacher_weights, teacher_predictions, student, student_only, config,
+def distill_command(teacher, teacher_weights, teacher_predictions, student, student_only, qat, config,
                     dataset, root, options, epochs, image_size, batch_size, seed, quiet, out):
     """Distil a compact student from a frozen teacher (online, offline, or no teacher)."""
     from tfcxr.distill.run import distill, run_is_complete, train_teacher, trained_model
@@ -130,6 +132,10 @@ def distill_command(teacher, teacher_weights, teacher_predictions, student, stud
                      teacher_predictions=teacher_predictions, student_only=student_only,
                      verbose=verbose)
     report(result, f"student {run_config.student.name}")
+    if qat:
+        from tfcxr.distill.qat_run import qat_finetune
+
+        report(qat_finetune(out, verbose=verbose), f"QAT student {run_config.student.name}")
 
 
 @main.command("teacher-predict")

@@ -84,28 +84,31 @@ def make_optimizer(train: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(rate)
 
 
-class SaveModel(keras.callbacks.Callback):
-    """Save the trained network (the Distiller's student) as ``last.keras`` every epoch and as
-    ``best.keras`` when ``val_auc`` improves; atomic, so a kill never leaves half a model."""
+def save_keras_model(model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
-    def __init__(self, run_dir: Path, monitor: str = "val_auc"):
+
+class SaveModel(keras.callbacks.Callback):
+    """Save the trained network (the Distiller's student) as ``last<suffix>`` every epoch and as
+    ``best<suffix>`` when ``val_auc`` improves; ``save(model, path)`` must write atomically, so a
+    kill never leaves half a model (QAT models pass ``save_qat_model`` and ``.h5``)."""
+
+    def __init__(self, run_dir: Path, monitor: str = "val_auc", suffix: str = ".keras",
+                 save=save_keras_model):
         super().__init__()
-        self.run_dir, self.monitor = run_dir, monitor
+        self.run_dir, self.monitor, self.suffix, self.save = run_dir, monitor, suffix, save
         self.best = -math.inf
 
     def _network(self):
         return self.model.student if isinstance(self.model, Distiller) else self.model
 
-    def _save(self, name: str):
-        with atomic_path(self.run_dir / name) as tmp:
-            self._network().save(tmp)
-
     def on_epoch_end(self, epoch, logs=None):
-        self._save("last.keras")
+        self.save(self._network(), self.run_dir / f"last{self.suffix}")
         value = (logs or {}).get(self.monitor)
         if value is not None and not np.isnan(value) and value > self.best:
             self.best = value
-            self._save("best.keras")
+            self.save(self._network(), self.run_dir / f"best{self.suffix}")
 
 
 def run_is_complete(path: str | Path) -> bool:
@@ -178,7 +181,8 @@ def _datasets(config: RunConfig, manifest: Manifest, spec: PreprocessingSpec, te
 
 
 def _fit(run: RunDirectory, distiller_factory, train_cfg: TrainConfig, train_ds, val_ds,
-         label_names, strategy, compile_kwargs: dict, verbose: int) -> RunResult:
+         label_names, strategy, compile_kwargs: dict, verbose: int,
+         saver: SaveModel | None = None) -> RunResult:
     steps = int(train_ds.cardinality())
     with strategy.scope():
         distiller = distiller_factory()
@@ -188,7 +192,7 @@ def _fit(run: RunDirectory, distiller_factory, train_cfg: TrainConfig, train_ds,
                                         train_ds.element_spec[0]))
     callbacks = [
         AUCCallback(val_ds, label_names),  # first: puts val_auc into the logs the others read
-        SaveModel(run.path),
+        saver or SaveModel(run.path),
         keras.callbacks.CSVLogger(str(run.path / "metrics.csv"), append=True),
         keras.callbacks.TensorBoard(str(run.path / "tensorboard"), write_graph=False),
         keras.callbacks.BackupAndRestore(str(run.path / "backup"),
@@ -207,7 +211,9 @@ def _fit(run: RunDirectory, distiller_factory, train_cfg: TrainConfig, train_ds,
     run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                    fit_seconds=round(time.time() - started, 1), best_val_auc=best,
                    epochs=len(metrics), history_keys=sorted(history.history))
-    return RunResult(run.path, run.path / "best.keras", run.path / "last.keras", best, len(metrics))
+    suffix = saver.suffix if saver else ".keras"
+    return RunResult(run.path, run.path / f"best{suffix}", run.path / f"last{suffix}", best,
+                     len(metrics))
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -269,7 +275,6 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
     logits = align_teacher_logits(manifest, teacher_predictions) if teacher_predictions else None
     train_ds, val_ds = _datasets(config, manifest, spec, logits)
     strategy = resolve_strategy(config.strategy)
-    d = config.distill
 
     def factory():
         student = create(config.student.name, num_classes=manifest.num_classes,
@@ -285,8 +290,13 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
                            f"the data {manifest.num_classes} labels")
         return Distiller(student, teacher)
 
-    compile_kwargs = {"student_loss_fn": d.hard_loss, "distillation_loss_fn": d.soft_loss,
-                      "alpha": 1.0 if student_only else d.alpha, "temperature": d.temperature,
-                      "focal_gamma": d.focal_gamma}
     return _fit(run, factory, config.student.train, train_ds, val_ds, manifest.label_names,
-                strategy, compile_kwargs, verbose)
+                strategy, distill_compile_kwargs(config, student_only), verbose)
+
+
+def distill_compile_kwargs(config: RunConfig, student_only: bool) -> dict:
+    """The Distiller's loss settings from ``config.distill`` (hard loss alone without a teacher)."""
+    d = config.distill
+    return {"student_loss_fn": d.hard_loss, "distillation_loss_fn": d.soft_loss,
+            "alpha": 1.0 if student_only else d.alpha, "temperature": d.temperature,
+            "focal_gamma": d.focal_gamma}

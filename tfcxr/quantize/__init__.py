@@ -1,5 +1,6 @@
 """Quantization-aware training of tfcxr models (tfmot, 8-bit, for int8 TFLite export)."""
 
-from tfcxr.quantize.qat import load_qat_model, quantize_model, quantize_scope, save_qat_model
+from tfcxr.quantize.qat import (calibrate_ranges, load_qat_model, quantize_model, quantize_scope,
+                                save_qat_model)
 
-__all__ = ["load_qat_model", "quantize_model", "quantize_scope", "save_qat_model"]
+__all__ = ["calibrate_ranges", "load_qat_model", "quantize_model", "quantize_scope", "save_qat_model"]

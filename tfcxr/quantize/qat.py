@@ -18,14 +18,17 @@ directory, and ``load_qat_model`` reads either inside ``quantize_scope``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
 
 from tfcxr.backend import keras
 from tfcxr.errors import TfcxrError
+from tfcxr.export.app_model import PixelNormalization
 from tfcxr.io import atomic_path
 from tfcxr.models.layers import HardSigmoid, HardSwish, SqueezeExcite
 from tfcxr.quantize.configs import OutputQuantizeConfig, SqueezeExciteQuantizeConfig
@@ -37,18 +40,27 @@ _CUSTOM_CONFIGS = {
     HardSwish: OutputQuantizeConfig,
     HardSigmoid: OutputQuantizeConfig,
     SqueezeExcite: SqueezeExciteQuantizeConfig,
+    PixelNormalization: OutputQuantizeConfig,
 }
 _CUSTOM_OBJECTS = {cls.__name__: cls for cls in (*_CUSTOM_CONFIGS, *_CUSTOM_CONFIGS.values())}
 _FOLDS_BATCH_NORM = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
-def _is_folded_batch_norm(layer) -> bool:
-    """True for a BatchNormalization fed by one linear conv / Dense: tfmot folds and quantizes it."""
-    if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:  # noqa: SLF001
-        return False
-    producer = layer._inbound_nodes[0].inbound_layers  # noqa: SLF001
-    return (isinstance(producer, _FOLDS_BATCH_NORM)
-            and producer.get_config().get("activation") == "linear")
+def _folded_batch_norms(model: keras.Model) -> set[str]:
+    """BatchNormalization layers fed by one linear conv / Dense in ``model``: tfmot folds and
+    quantizes those. Read from the model's own graph, since a layer may also sit in other models."""
+    layers = {layer.name: layer for layer in model.layers}
+    folded = set()
+    for entry in model.get_config()["layers"]:
+        layer = layers[entry["name"]]
+        if not isinstance(layer, keras.layers.BatchNormalization) or len(entry["inbound_nodes"]) != 1:
+            continue
+        (node,) = entry["inbound_nodes"]
+        producer = layers[node[0][0]]
+        if (len(node) == 1 and isinstance(producer, _FOLDS_BATCH_NORM)
+                and producer.get_config().get("activation") == "linear"):
+            folded.add(layer.name)
+    return folded
 
 
 def quantize_scope():
@@ -63,13 +75,14 @@ def quantize_model(model: keras.Model) -> keras.Model:
         raise TfcxrError(f"cannot quantize {model.name!r}: nested models {nested}; "
                          "build it as one flat functional model")
     registry = _tfmot_keras.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()
+    folded = _folded_batch_norms(model)
     left_float = []
 
     def annotate(layer):
         config_cls = _CUSTOM_CONFIGS.get(type(layer))
         if config_cls is not None:
             return _tfmot_keras.quantize_annotate_layer(layer, config_cls())
-        if registry.supports(layer) or _is_folded_batch_norm(layer):
+        if registry.supports(layer) or layer.name in folded:
             return _tfmot_keras.quantize_annotate_layer(layer)
         left_float.append(layer.name)
         return layer
@@ -80,6 +93,48 @@ def quantize_model(model: keras.Model) -> keras.Model:
                     ", ".join(left_float))
     with quantize_scope():
         return _tfmot_keras.quantize_apply(annotated)
+
+
+def _is_range_variable(variable) -> bool:
+    return variable.name.endswith(("_min:0", "_max:0"))
+
+
+@contextlib.contextmanager
+def _moving_average_decay(decay: float):
+    """Swap tfmot's fixed EMA decay (0.999) of activation ranges for ``decay``, while inside."""
+    original = quant_ops.MovingAvgQuantize
+
+    def moving_avg_quantize(*args, ema_decay=0.999, **kwargs):
+        return original(*args, ema_decay=decay, **kwargs)
+
+    quant_ops.MovingAvgQuantize = moving_avg_quantize
+    try:
+        yield
+    finally:
+        quant_ops.MovingAvgQuantize = original
+
+
+def calibrate_ranges(qat_model: keras.Model, batches, decay: float = 0.5) -> int:
+    """Set a fresh QAT model's activation ranges from data, before fine-tuning it.
+
+    tfmot starts every activation range at [-6, 6] and moves it by a 0.999 moving average, so a
+    short fine-tune (a few hundred steps) exports int8 ranges that are still mostly that guess:
+    activations living in [0, 0.5] get 5 of their 256 levels. Here the ranges follow a fast
+    moving average of the batch min / max over ``batches`` (images as the model takes them);
+    every other variable (BatchNorm statistics included) is restored afterwards. Returns the
+    number of batches seen.
+    """
+    saved = [(v, v.numpy()) for v in qat_model.weights if not _is_range_variable(v)]
+    seen = 0
+    with _moving_average_decay(decay):
+        for batch in batches:
+            qat_model(batch, training=True)
+            seen += 1
+    for variable, value in saved:
+        variable.assign(value)
+    if not seen:
+        raise TfcxrError("calibrating QAT ranges needs at least one batch")
+    return seen
 
 
 def save_qat_model(model: keras.Model, path: str | Path) -> Path:

@@ -1,0 +1,193 @@
+"""with_gradcam_output: Grad-CAM as plain ops, equal to the GradientTape version, in TFLite."""
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+from cam_helpers import blob_images, blob_pixels, label_correlations, randomize
+
+from tfcxr import models
+from tfcxr.backend import keras, tf
+from tfcxr.errors import TfcxrError
+from tfcxr.explain.device import GradCamHead, with_gradcam_output
+from tfcxr.explain.gradcam import grad_cam
+from tfcxr.preprocessing import PreprocessingSpec
+
+NUM_CLASSES = 14
+SPEC = PreprocessingSpec(image_size=64)
+
+
+def _normalized(pixels):
+    return ((pixels / 255 - np.array(SPEC.mean)) / np.array(SPEC.std)).astype(np.float32)
+
+
+def _random_model(name, size=64, seed=0, pixels=False):
+    model = models.create(name, num_classes=NUM_CLASSES, input_shape=(size, size, 3))
+    calibration = (_normalized(blob_pixels(16, size, seed=seed + 100)) if pixels
+                   else blob_images(16, size, seed=seed + 100))
+    return randomize(model, calibration, seed=seed)
+
+
+def _assert_matches_grad_cam(model, images, **kwargs):
+    device = with_gradcam_output(model, **kwargs)
+    assert device.output_names == ["logits", "gradcam"]
+    logits, maps = (t.numpy() for t in device(images))
+    expected, expected_logits = grad_cam(model, images, "all", return_logits=True)
+    assert maps.shape == expected.shape == (len(images), NUM_CLASSES, *maps.shape[2:])
+    np.testing.assert_allclose(logits, expected_logits, atol=1e-5)
+    np.testing.assert_allclose(maps, expected, atol=1e-5)
+    # Not a trivial pass: most maps have a hot and a cold place.
+    assert np.mean(expected.std(axis=(2, 3)) > 0.05) > 0.5
+    return device
+
+
+@pytest.mark.parametrize("name", models.list_models(role="student"))
+def test_every_student_matches_grad_cam(name):
+    _assert_matches_grad_cam(_random_model(name, size=96), blob_images(4, 96, seed=3))
+
+
+def test_densenet121_teacher_matches_grad_cam():
+    _assert_matches_grad_cam(_random_model("densenet121", size=64), blob_images(3, 64, seed=4))
+
+
+def test_densenet161_teacher_converts_its_head():
+    # Same head as DenseNet121 (relu -> pooling -> Dense); at 32 px (its smallest input, a 1x1
+    # map) only the construction and the logits are worth checking, and they are cheap there.
+    model = models.create("densenet161", num_classes=NUM_CLASSES, input_shape=(32, 32, 3))
+    x = blob_images(2, 32, seed=4)
+    logits, maps = with_gradcam_output(model)(x)
+    np.testing.assert_allclose(logits.numpy(), model(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(maps.numpy(), grad_cam(model, x), atol=1e-5)
+
+
+def _pixels_model(student):
+    """The exporter's app model: pixels in 0..255 -> normalisation -> student, kept flat."""
+    normalize = keras.layers.Normalization(mean=[255 * m for m in SPEC.mean],
+                                           variance=[(255 * s) ** 2 for s in SPEC.std])
+    return with_gradcam_output(student, preprocessing=normalize, input_name="pixels")
+
+
+def _tflite_outputs(content, pixels):
+    interpreter = Interpreter(model_content=content)
+    runner = interpreter.get_signature_runner()
+    outputs = [runner(pixels=pixels[i:i + 1]) for i in range(len(pixels))]
+    return interpreter, {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+
+
+@pytest.fixture(scope="module")
+def app_model():
+    """A student as the exporter ships it, and the float Keras outputs on test pixels."""
+    student = _random_model("mobilenet_v3_small", size=96, seed=5, pixels=True)
+    app = _pixels_model(student)
+    pixels = blob_pixels(8, 96, seed=6)
+    keras_logits, keras_maps = (t.numpy() for t in app(pixels))
+    np.testing.assert_allclose(keras_maps, grad_cam(student, _normalized(pixels)), atol=1e-4)
+    return app, pixels, keras_logits, keras_maps
+
+
+def test_float32_tflite_has_builtin_ops_named_outputs_and_the_keras_maps(app_model):
+    app, pixels, keras_logits, keras_maps = app_model
+    content = tf.lite.TFLiteConverter.from_keras_model(app).convert()
+    interpreter, out = _tflite_outputs(content, pixels)
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["pixels"], "outputs": ["gradcam", "logits"]}}
+    # The subgraph keeps the Keras order: logits first, then the maps.
+    assert [tuple(d["shape"]) for d in interpreter.get_output_details()] == [
+        (1, NUM_CLASSES), (1, NUM_CLASSES, 3, 3)]
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}  # noqa: SLF001
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    assert {"MEAN", "FULLY_CONNECTED", "REDUCE_MAX", "DIV", "SELECT_V2"} <= ops
+    np.testing.assert_allclose(out["logits"], keras_logits, atol=1e-4)
+    np.testing.assert_allclose(out["gradcam"], keras_maps, atol=1e-3)
+    correlations = label_correlations(out["gradcam"], keras_maps)
+    assert np.isfinite(correlations).all() and correlations.min() >= 0.99
+
+
+def test_int8_tflite_runs_and_its_head_adds_little_error(app_model):
+    """Full-integer int8, as the exporter's int8 mode converts (uint8 pixels in, int8 out).
+
+    Measured here: pooled r ~0.6 between int8 and Keras maps, the per-label minimum ~0.4. That is
+    the backbone's int8 error on random weights (its feature map alone only reaches r ~0.67):
+    the int8 head, given the int8 feature map, reproduces the float head on that same map with
+    r ~0.98. So the head is asserted tightly and the end-to-end figure loosely.
+    """
+    app, pixels, _, keras_maps = app_model
+    head = app.get_layer("gradcam_head")
+    calibration = blob_pixels(16, 96, seed=9)
+    converter = tf.lite.TFLiteConverter.from_keras_model(app)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type, converter.inference_output_type = tf.uint8, tf.int8
+    interpreter = Interpreter(model_content=converter.convert(),
+                              experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    (pooling,) = [op for op in interpreter._get_ops_details()  # noqa: SLF001
+                  if op["op_name"] == "MEAN" and "gradcam_head" in tensors[op["outputs"][0]]["name"]]
+    feature_map = tensors[pooling["inputs"][0]]
+    (maps_out,) = [d for d in interpreter.get_output_details() if len(d["shape"]) == 4]
+    int8_features, int8_maps = [], []
+    for image in pixels.astype(np.uint8):
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.invoke()
+        int8_features.append(_dequantize(interpreter.get_tensor(feature_map["index"]), feature_map))
+        int8_maps.append(_dequantize(interpreter.get_tensor(maps_out["index"]), maps_out))
+    int8_features, int8_maps = np.concatenate(int8_features), np.concatenate(int8_maps)
+    assert np.isfinite(int8_maps).all() and 0.0 <= int8_maps.min() and int8_maps.max() <= 1 + 1e-6
+
+    float_head_maps = head(tf.constant(int8_features))[1].numpy()
+    head_r = np.corrcoef(int8_maps.ravel(), float_head_maps.ravel())[0, 1]
+    pooled_r = np.corrcoef(int8_maps.ravel(), keras_maps.ravel())[0, 1]
+    print(f"int8 maps: r = {pooled_r:.3f} vs Keras (per label min "
+          f"{np.nanmin(label_correlations(int8_maps, keras_maps)):.2f}); r = {head_r:.3f} vs the "
+          "float head on the int8 feature map")
+    assert head_r >= 0.95
+    assert pooled_r >= 0.45
+
+
+def _dequantize(values, detail):
+    scale, zero = detail["quantization"]
+    return (values.astype(np.float32) - zero) * scale
+
+
+def test_head_with_every_supported_step_matches_grad_cam():
+    inputs = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(12, 3, strides=2, name="conv")(inputs)
+    x = keras.layers.ReLU(name="features")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Dense(16, activation="relu", name="fc1")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.Reshape((1, 1, 16))(x)
+    x = keras.layers.Conv2D(10, 1, activation="swish", name="fc2")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Activation("sigmoid")(x)
+    x = keras.layers.ReLU(max_value=6.0)(keras.layers.Dense(8, name="fc3")(x))
+    outputs = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    model = randomize(keras.Model(inputs, outputs, name="custom"), blob_images(8, 24))
+    device = _assert_matches_grad_cam(model, blob_images(4, 24, seed=9), layer="features")
+    restored = keras.Model.from_config(device.get_config())  # GradCamHead serializes
+    restored.set_weights(device.get_weights())
+    x = blob_images(2, 24, seed=10)
+    np.testing.assert_allclose(restored(x)[1].numpy(), device(x)[1].numpy(), atol=1e-6)
+    assert isinstance(restored.get_layer("gradcam_head"), GradCamHead)
+
+
+def _small_model(head):
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.ReLU(name="features")(keras.layers.Conv2D(8, 3, name="conv")(inputs))
+    return keras.Model(inputs, head(x), name="small")
+
+
+@pytest.mark.parametrize("head, message", [
+    (lambda x: keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(
+        keras.layers.Conv2D(8, 3)(x))), "global average pooling right after"),
+    (lambda x: keras.layers.Dense(3, activation="tanh")(keras.layers.GlobalAveragePooling2D()(x)),
+     "no derivative for the activation"),
+    (lambda x: keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(
+        keras.layers.MultiHeadAttention(2, 4)(*[keras.layers.Reshape((196, 8))(x)] * 2))),
+     "global average pooling right after|inputs"),
+])
+def test_heads_it_cannot_express_are_refused(head, message):
+    with pytest.raises(TfcxrError, match=message):
+        with_gradcam_output(_small_model(head), layer="features")

@@ -1,0 +1,214 @@
+"""Export of a real NIH-sample run: the app contract, every mode through the parity gate, the
+files an app needs, atomic writes, and the parity / benchmark commands."""
+
+import hashlib
+import json
+import sys
+
+import numpy as np
+import pytest
+from conftest import invoke
+
+from tfcxr import models
+from tfcxr.backend import keras
+from tfcxr.distill.trained_run import TrainedRun
+from tfcxr.errors import TfcxrError
+from tfcxr.export import exporter as exporter_module
+from tfcxr.export.app_model import build_app_model, is_app_model
+from tfcxr.export.exporter import ParityGateError, export_tflite
+from tfcxr.export.inputs import keras_logits, load_pixels, normalize
+from tfcxr.export.metadata import packed_files, read_metadata
+from tfcxr.export.modes import MODES, ParityTolerance
+from tfcxr.export.runtime import TFLiteModel
+from tfcxr.preprocessing import PreprocessingSpec
+
+
+def test_app_model_takes_pixels_and_scores_like_the_network():
+    spec = PreprocessingSpec(image_size=32)
+    network = models.create("eeea_net_c2", num_classes=5, input_shape=spec.input_shape)
+    app = build_app_model(network, spec)
+    assert is_app_model(app) and not is_app_model(network)
+    assert not [layer for layer in app.layers if isinstance(layer, keras.Model)]  # flat
+    assert app.input.name.startswith("pixels") and app.output_shape == (None, 5)
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    np.testing.assert_allclose(app(pixels.astype(np.float32)).numpy(),
+                               network(normalize(pixels, spec)).numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def exports(nih_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exports")
+    return {mode: export_tflite(nih_run, mode, out / mode, calibration_images=64,
+                                force=mode in ("dynamic", "int8"))  # AUC gates: see conftest
+            for mode in MODES}
+
+
+def test_float_modes_pass_their_parity_gate(exports, nih_run, assert_parity):
+    run = TrainedRun.open(nih_run)
+    part = run.split("test")
+    pixels = load_pixels(part, run.spec)
+    reference = keras_logits(run.network(), pixels, run.spec)
+    for mode in ("float32", "float16"):
+        result = exports[mode]
+        assert result.parity.passed, result.parity.summary()
+        assert result.parity.images == len(part) == 75
+        # the same check through the test fixture, from the written file
+        assert_parity(reference, TFLiteModel(result.tflite).logits(pixels), part.targets,
+                      part.mask, run.label_names, mode)
+    assert exports["float32"].parity.max_abs_prob_diff < 1e-5
+
+
+def test_quantized_modes_reproduce_the_logits(exports, nih_run):
+    run = TrainedRun.open(nih_run)
+    pixels = load_pixels(run.split("test"), run.spec)
+    reference = keras_logits(run.network(), pixels, run.spec)
+    for mode, bound in (("dynamic", 0.02), ("int8", 0.1)):
+        logits = TFLiteModel(exports[mode].tflite).logits(pixels)
+        assert np.abs(logits - reference).mean() < bound, mode
+        assert exports[mode].parity.max_abs_prob_diff < 0.05, mode
+
+
+def test_int8_file_is_a_quarter_of_float32_with_the_documented_contract(exports):
+    sizes = {mode: result.tflite.stat().st_size for mode, result in exports.items()}
+    assert sizes["int8"] < 0.3 * sizes["float32"]
+    assert sizes["float16"] < 0.55 * sizes["float32"]
+    int8 = TFLiteModel(exports["int8"].tflite)
+    (pixels,), (logits,) = int8.inputs, int8.outputs
+    assert pixels["dtype"] == np.uint8 and tuple(pixels["shape"]) == (1, 64, 64, 3)
+    assert pixels["quantization"] == (1.0, 0)  # the bitmap's bytes go in unchanged
+    assert logits["dtype"] == np.int8 and tuple(logits["shape"]) == (1, 14)
+    float32 = TFLiteModel(exports["float32"].tflite)
+    assert float32.inputs[0]["dtype"] == np.float32 and float32.output_names == ["logits"]
+    card = exports["int8"].card
+    assert card["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
+    assert card["output"]["dtype"] == "int8" and card["output"]["quantization"]["scale"] > 0
+
+
+def test_written_files_are_what_an_app_needs(exports, nih_run):
+    result = exports["float16"]
+    folder = result.tflite.parent
+    content = result.tflite.read_bytes()
+    labels = (folder / "labels.txt").read_text().split()
+    assert labels == TrainedRun.open(nih_run).label_names and len(labels) == 14
+    thresholds = json.loads((folder / "thresholds.json").read_text())
+    assert thresholds["method"] == "youden_j" and thresholds["split"] == "val"
+    assert set(thresholds["labels"]) == set(labels)
+    assert all(0 < v["threshold"] < 1 for v in thresholds["labels"].values())
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["model"]["size_bytes"] == len(content)
+    assert card["model"]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert card["model"]["parameters"] > 4_000_000 and "float model" in card["model"]["source"]
+    assert card["training"]["dataset"] == "nih" and card["latency"]["median_ms"] > 0
+    assert "adb push" in card["latency"]["on_a_phone"]
+    # metadata inside the model, read back
+    meta = read_metadata(content)
+    (pixels,), (logits,) = meta["inputs"], meta["outputs"]
+    assert pixels["image_size"] == [64, 64] and pixels["color_space"] == "RGB"
+    assert {f["name"] for f in logits["associated_files"]} >= {"labels.txt", "thresholds.json",
+                                                              "score_calibration.txt"}
+    packed = packed_files(content)
+    assert packed["labels.txt"].decode().split() == labels
+    assert json.loads(packed["thresholds.json"]) == thresholds
+    assert packed["score_calibration.txt"].decode().splitlines() == ["1.0,1.0,0.0"] * 14
+
+
+def test_thresholds_are_youden_points_of_the_exported_model(exports, nih_run):
+    from tfcxr.evaluation.operating_points import youden_thresholds
+    from tfcxr.export.parity import sigmoid
+
+    run = TrainedRun.open(nih_run)
+    val = run.split("val")
+    tflite = TFLiteModel(exports["dynamic"].tflite)
+    probs = sigmoid(tflite.logits(load_pixels(val, run.spec)))
+    expected = youden_thresholds(val.targets, probs, val.mask, run.label_names)
+    saved = json.loads((exports["dynamic"].tflite.parent / "thresholds.json").read_text())
+    for label, values in expected.items():
+        assert saved["labels"][label]["threshold"] == pytest.approx(values["threshold"])
+
+
+def test_a_model_failing_the_gate_is_not_written_unless_forced(nih_run, tmp_path, monkeypatch):
+    impossible = MODES["float16"].__class__(**{**MODES["float16"].__dict__,
+                                                "tolerance": ParityTolerance(max_abs_prob=0.0)})
+    monkeypatch.setitem(MODES, "float16", impossible)
+    target = tmp_path / "model.tflite"
+    target.write_bytes(b"the previous export")
+    with pytest.raises(ParityGateError, match="max .probability difference.*exceeds"):
+        export_tflite(nih_run, "float16", target)
+    assert target.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tflite"]  # no side files, no temp
+    result = export_tflite(nih_run, "float16", target, force=True)
+    assert not result.parity.passed and target.read_bytes()[4:8] == b"TFL3"
+    assert json.loads((tmp_path / "model_card.json").read_text())["parity"]["passed"] is False
+
+
+def test_a_failed_conversion_leaves_the_previous_file(nih_run, tmp_path, monkeypatch):
+    target = tmp_path / "model.tflite"
+    target.write_bytes(b"the previous export")
+
+    def broken(*args, **kwargs):
+        raise TfcxrError("TFLite conversion failed: simulated")
+
+    monkeypatch.setattr(exporter_module, "convert", broken)
+    with pytest.raises(TfcxrError, match="simulated"):
+        export_tflite(nih_run, "float32", target)
+    assert target.read_bytes() == b"the previous export"
+
+
+def test_parity_command_passes_and_fails_with_exit_codes(exports, nih_run, tmp_path):
+    tflite = exports["float32"].tflite
+    result = invoke("parity", "--keras", nih_run / "best.keras", "--tflite", tflite, "--json")
+    report = json.loads(result.output)
+    assert report["passed"] and report["mode"] == "float32" and len(report["labels"]) == 14
+    assert set(report["labels"][0]) >= {"keras_auc", "tflite_auc", "auc_delta", "agreement"}
+    # another network with the same inputs is not this model: exit 1 and say why
+    other = models.create("eeea_net_c2", num_classes=14, input_shape=(64, 64, 3))
+    other.save(tmp_path / "other.keras")
+    result = invoke("parity", "--keras", tmp_path / "other.keras", "--tflite", tflite,
+                    "--run", nih_run, expect=1)
+    assert "FAIL" in result.output and "probability difference" in result.output
+    # the mode is read from the file's tensors
+    assert "parity int8" in invoke("parity", "--keras", nih_run / "best.keras",
+                                   "--tflite", exports["int8"].tflite, expect=None).output
+
+
+def test_parity_refuses_a_model_of_another_input_size(exports, nih_run, tmp_path):
+    other = models.create("eeea_net_c2", num_classes=14, input_shape=(32, 32, 3))
+    from tfcxr.export.convert import convert
+
+    small = tmp_path / "small.tflite"
+    small.write_bytes(convert(other, PreprocessingSpec(image_size=32), "float32"))
+    result = invoke("parity", "--keras", nih_run / "best.keras", "--tflite", small, expect=1)
+    assert "takes (32, 32, 3)" in result.output and "Traceback" not in result.output
+
+
+def test_runtime_falls_back_to_tf_lite(exports, monkeypatch):
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
+    litert = TFLiteModel(exports["int8"].tflite)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import fails
+    fallback = TFLiteModel(exports["int8"].tflite)
+    assert "ai_edge_litert" not in type(fallback.interpreter).__module__
+    np.testing.assert_array_equal(fallback.logits(pixels), litert.logits(pixels))
+
+
+def test_export_errors_name_the_problem(tmp_path):
+    result = invoke("export-tflite", "--run", tmp_path, expect=1)
+    assert "not a tfcxr run directory" in result.output and "Traceback" not in result.output
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(TfcxrError, match="not a usable TFLite model"):
+        TFLiteModel(garbage)
+
+
+def test_benchmark_times_every_mode_beside_the_teacher(nih_run):
+    result = invoke("benchmark", nih_run, "--teacher", "densenet121", "--runs", 5, "--json")
+    rows = json.loads(result.output)
+    assert [(r["role"], r["mode"]) for r in rows] == [
+        ("student", "float32"), ("student", "float16"), ("student", "dynamic"),
+        ("student", "int8"), ("teacher", "float32")]
+    assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in rows)
+    sizes = {r["mode"]: r["size_bytes"] for r in rows if r["role"] == "student"}
+    assert sizes["int8"] < 0.3 * sizes["float32"]
+    assert rows[-1]["parameters"] > rows[0]["parameters"]  # DenseNet121 is the bigger model
+    table = invoke("benchmark", nih_run, "--teacher", "densenet121", "--runs", 5,
+                   "--mode", "int8").output
+    assert "x teacher" in table and "benchmark_model --graph=" in table

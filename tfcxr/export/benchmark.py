@@ -1,0 +1,130 @@
+"""``tfcxr benchmark``: size and per-image latency of a student in every export mode, next to its
+teacher, timed in one process.
+
+Latency on a shared CPU drifts from minute to minute, so the models are timed interleaved: each
+round gives every model the same number of invocations, and the medians come from all rounds.
+Ratios between models of one run are then trustworthy even when absolute numbers are not.
+Weights do not change latency, so a teacher known only by name is built with random weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tfcxr.distill.trained_run import TrainedRun
+from tfcxr.errors import TfcxrError
+from tfcxr.export.convert import convert
+from tfcxr.export.harness import infer_mode, load_keras
+from tfcxr.export.inputs import load_pixels
+from tfcxr.export.latency import Latency, summarize, time_invocations
+from tfcxr.export.modes import MODES
+from tfcxr.export.runtime import TFLiteModel
+from tfcxr.models import create, get_spec
+from tfcxr.models.macs import count_macs
+from tfcxr.preprocessing import PreprocessingSpec
+from tfcxr.quantize import load_qat_model
+
+
+@dataclass
+class Candidate:
+    name: str
+    role: str
+    mode: str
+    content: bytes
+    parameters: int | None
+    macs: int | None
+
+
+@dataclass
+class BenchmarkRow:
+    name: str
+    role: str
+    mode: str
+    parameters: int | None
+    macs: int | None
+    size_bytes: int
+    latency: Latency
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "role": self.role, "mode": self.mode,
+                "parameters": self.parameters, "macs": self.macs, "size_bytes": self.size_bytes,
+                **self.latency.to_dict()}
+
+
+def _network_candidates(name, role, network, spec, modes, calibration, qat=None):
+    params, macs = int(network.count_params()), int(count_macs(network))
+    for mode in modes:
+        source = qat if (qat is not None and MODES[mode].integer_io) else network
+        content = convert(source, spec, mode, calibration if MODES[mode].integer_io else None)
+        yield Candidate(name, role, mode, content, params, macs)
+
+
+def _run_teacher(run: TrainedRun) -> str:
+    """The run's trained teacher file, or its architecture's name (offline runs keep only a CSV
+    of the teacher's predictions; student-only runs name the config's teacher)."""
+    reference = run.info.get("teacher") or ""
+    return reference if reference.endswith(".keras") and Path(reference).is_file() else run.config.teacher.name
+
+
+def _teacher(teacher: str | None, spec: PreprocessingSpec, num_classes: int):
+    """A teacher model from a saved file or, by registry name, with random weights."""
+    if teacher is None:
+        return None
+    if Path(teacher).exists():
+        return load_keras(teacher)
+    return create(get_spec(teacher).name, num_classes=num_classes, input_shape=spec.input_shape)
+
+
+def candidates(target: str | Path, *, teacher: str | None = None,
+               modes: tuple[str, ...] = tuple(MODES), calibration_images: int = 64) -> list[Candidate]:
+    """What to time for ``target``: a run directory, a ``.keras`` network or a ``.tflite``."""
+    target = Path(target)
+    rng = np.random.default_rng(0)
+    if target.suffix == ".tflite":
+        model = TFLiteModel(target)
+        found = [Candidate(target.stem, "student", infer_mode(model), model.content, None, None)]
+        spec = PreprocessingSpec(image_size=model.input_shape[0], channels=model.input_shape[-1])
+        num_classes = int(model.outputs[0]["shape"][-1])
+    elif target.is_dir():
+        run = TrainedRun.open(target)
+        spec, num_classes = run.spec, len(run.label_names)
+        train = run.split("train")
+        rows = np.sort(rng.choice(len(train), min(calibration_images, len(train)), replace=False))
+        qat_path = run.qat_model_path()
+        found = list(_network_candidates(run.model_name, "student", run.network(), spec, modes,
+                                         load_pixels(train.select(rows), spec),
+                                         load_qat_model(qat_path) if qat_path else None))
+        teacher = teacher or _run_teacher(run)
+    elif target.suffix in (".keras", ".h5"):
+        network = load_keras(target)
+        spec_file = target.parent / "preprocessing.json"
+        spec = (PreprocessingSpec.load(spec_file) if spec_file.is_file()
+                else PreprocessingSpec(image_size=int(network.input_shape[1])))
+        num_classes = int(network.output_shape[-1])
+        calibration = rng.integers(0, 256, (calibration_images, *spec.input_shape), np.uint8)
+        found = list(_network_candidates(target.stem, "student", network, spec, modes, calibration))
+    else:
+        raise TfcxrError(f"{target}: give a run directory, a .keras model or a .tflite file")
+    teacher_model = _teacher(teacher, spec, num_classes)
+    if teacher_model is not None:
+        found += _network_candidates(teacher_model.name, "teacher", teacher_model, spec,
+                                     ("float32",), None)
+    return found
+
+
+def benchmark(found: list[Candidate], *, threads: int | None = None, runs: int = 50,
+              rounds: int = 5, warmup: int = 5) -> list[BenchmarkRow]:
+    """Time every candidate, interleaved over ``rounds``, ``runs`` invocations each in total."""
+    models = [TFLiteModel(c.content, num_threads=threads) for c in found]
+    for model in models:
+        time_invocations(model, warmup)
+    timings = [[] for _ in models]
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for model, sink in zip(models, timings):
+            sink += time_invocations(model, per_round)
+    return [BenchmarkRow(c.name, c.role, c.mode, c.parameters, c.macs, len(c.content),
+                         summarize(t, threads)) for c, t in zip(found, timings)]

@@ -1,0 +1,67 @@
+"""Keras -> TFLite bytes, for one export mode.
+
+A float network is first wrapped as an app model (pixels in, logits out; ``app_model``). A QAT
+model from ``tfcxr qat`` already is one: its input quantiser is pinned to [0, 255] before
+conversion, so its uint8 input has scale 1 and zero point 0 like the post-training int8 model's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfcxr.backend import keras, tf
+from tfcxr.errors import TfcxrError
+from tfcxr.export.app_model import PIXEL_RANGE, build_app_model, is_app_model
+from tfcxr.export.inputs import representative_dataset
+from tfcxr.export.modes import get_mode
+from tfcxr.preprocessing import PreprocessingSpec
+
+
+class ConversionError(TfcxrError):
+    pass
+
+
+def is_qat_model(model: keras.Model) -> bool:
+    return any(type(layer).__name__ in ("QuantizeLayer", "QuantizeWrapperV2", "QuantizeWrapper")
+               for layer in model.layers)
+
+
+def pin_input_quantizer(qat_model: keras.Model) -> None:
+    """Set the QAT model's input range to exactly [0, 255] (tfmot learns it from the data)."""
+    (quantize_layer,) = [layer for layer in qat_model.layers
+                         if type(layer).__name__ == "QuantizeLayer"]
+    for weight in quantize_layer.weights:
+        if weight.name.endswith("_min:0"):
+            weight.assign(PIXEL_RANGE[0])
+        elif weight.name.endswith("_max:0"):
+            weight.assign(PIXEL_RANGE[1])
+
+
+def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool) -> keras.Model:
+    if is_qat_model(model):
+        if not is_app_model(model):
+            raise ConversionError(f"{model.name}: a QAT model must be built on the app model "
+                                  "(tfcxr qat does this) to take pixels")
+        pin_input_quantizer(model)
+        return model
+    if is_app_model(model):
+        return model
+    return build_app_model(model, spec, pin_input_range=integer_io)
+
+
+def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
+            calibration_pixels: np.ndarray | None = None) -> bytes:
+    """The .tflite bytes of ``model`` (a network, an app model or a QAT app model) in ``mode``."""
+    export_mode = get_mode(mode)
+    if export_mode.integer_io and (calibration_pixels is None or not len(calibration_pixels)):
+        raise ConversionError("int8 export needs calibration images (representative data)")
+    app = to_app_model(model, spec, export_mode.integer_io)
+    converter = tf.lite.TFLiteConverter.from_keras_model(app)
+    representative = (representative_dataset(calibration_pixels)
+                      if calibration_pixels is not None and export_mode.integer_io else None)
+    export_mode.configure(converter, representative)
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises many types, all with a usable message
+        raise ConversionError(f"TFLite conversion ({mode}) of {model.name} failed: "
+                              f"{str(e).strip().splitlines()[0]}") from e

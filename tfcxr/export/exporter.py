@@ -1,0 +1,204 @@
+"""``export_tflite``: a trained run to a .tflite an Android app can drop in, checked before written.
+
+One export, in order, all in memory until the end:
+1. the source: the QAT model of ``tfcxr qat`` for int8 when the run has one, else the trained
+   float student (int8 is then post-training, calibrated on training images);
+2. conversion to the mode (``convert``);
+3. per-label operating thresholds chosen on the validation split with the *exported* model's
+   scores (Youden's J), since those are the scores the app thresholds;
+4. the parity gate on the parity split (test by default): the .tflite against its source;
+5. latency on this machine;
+6. TFLite metadata (labels, sigmoid score calibration, thresholds) packed into the model.
+Only then are the files written, each atomically: a failed export, or one that fails the gate
+without ``force``, leaves whatever was there before untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tfcxr import __version__
+from tfcxr.backend import tf
+from tfcxr.distill.trained_run import TrainedRun
+from tfcxr.errors import TfcxrError
+from tfcxr.evaluation.operating_points import youden_thresholds
+from tfcxr.export.app_model import INPUT_NAME, OUTPUT_NAME
+from tfcxr.export.convert import convert
+from tfcxr.export.inputs import keras_logits, load_pixels
+from tfcxr.export.latency import adb_benchmark_command, measure_latency
+from tfcxr.export.metadata import ModelInfo, TensorInfo, add_metadata, sigmoid_calibration_file
+from tfcxr.export.modes import get_mode
+from tfcxr.export.parity import ParityReport, check_parity, sigmoid
+from tfcxr.export.runtime import TFLiteModel
+from tfcxr.io import write_bytes_atomic, write_text_atomic
+from tfcxr.models.macs import count_macs
+from tfcxr.quantize import load_qat_model
+
+
+class ParityGateError(TfcxrError):
+    def __init__(self, report: ParityReport):
+        self.report = report
+        super().__init__(f"the {report.mode} model failed the parity gate; nothing was written "
+                         f"(--force writes it anyway)\n{report.summary()}")
+
+
+@dataclass
+class ExportResult:
+    tflite: Path
+    files: dict[str, Path]
+    parity: ParityReport
+    card: dict
+
+
+def output_paths(run: TrainedRun, mode: str, out: str | Path | None) -> tuple[Path, Path]:
+    """(model file, folder of its side files). ``out``: a folder, or a ``.tflite`` path."""
+    out = Path(out) if out else run.path / "export" / mode
+    if out.suffix == ".tflite":
+        return out, out.parent
+    return out / f"{run.model_name}_{mode}.tflite", out
+
+
+def _sample_rows(n_rows: int, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_rows, size=min(count, n_rows), replace=False))
+
+
+def _thresholds(model: TFLiteModel, run: TrainedRun, split: str) -> dict:
+    part = run.split(split)
+    probs = sigmoid(model.logits(load_pixels(part, run.spec)))
+    chosen = youden_thresholds(part.targets, probs, part.mask, run.label_names)
+    return {"method": "youden_j", "split": split, "images": len(part),
+            "scale": "probability = sigmoid(logit)",
+            "labels": {name: {**values, "logit": float(np.log(values["threshold"] /
+                                                              (1 - values["threshold"])))
+                              if 0 < values["threshold"] < 1 else None}
+                       for name, values in chosen.items()}}
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _tensor_contract(detail: dict) -> dict:
+    scale, zero = detail["quantization"]
+    return {"shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name,
+            "quantization": {"scale": float(scale), "zero_point": int(zero)} if scale else None}
+
+
+def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
+    spec, labels = run.spec, run.label_names
+    dtype = model.input_dtype.name
+    pixels = TensorInfo(
+        INPUT_NAME,
+        f"Chest film as RGB pixels (grayscale replicated), {spec.image_size}x{spec.image_size}, "
+        f"values 0-255 as {dtype}; the model normalises them itself.",
+        image_size=(spec.image_size, spec.image_size),
+        color_space="RGB" if spec.channels == 3 else "GRAYSCALE",
+        normalization=((0.0,), (1.0,)), value_range=(0.0, 255.0))
+    logits = TensorInfo(
+        OUTPUT_NAME,
+        f"One logit per finding ({len(labels)}, order of labels.txt); probability = "
+        "sigmoid(dequantized logit). Operating thresholds in thresholds.json.",
+        label_file="labels.txt", score_calibration_file="score_calibration.txt",
+        extra_files=(("thresholds.json", "Per-label probability thresholds (Youden's J on "
+                                         "validation data)."),))
+    return ModelInfo(
+        name=f"tfcxr {run.model_name} ({mode})", version=f"tfcxr {__version__}",
+        description=(f"Multi-label chest X-ray classifier ({', '.join(labels)}), "
+                     f"{run.model_name} trained on {run.config.data.dataset}; {get_mode(mode).description}. "
+                     "Research use only, not a medical device."),
+        author="tfcxr", license="Apache-2.0 (code); weights subject to the training data's terms",
+        inputs=(pixels,), outputs=(logits,))
+
+
+def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
+          content: bytes, parity: ParityReport, thresholds: dict, latency, file_name: str) -> dict:
+    counts = {split: int((run.manifest.splits == split).sum())
+              for split in sorted(set(run.manifest.splits))}
+    return _finite({
+        "model": {"architecture": run.model_name, "mode": mode,
+                  "description": get_mode(mode).description, "file": file_name,
+                  "size_bytes": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+                  "parameters": int(network.count_params()), "macs": int(count_macs(network)),
+                  "source": source},
+        "input": {"name": INPUT_NAME, **_tensor_contract(model.inputs[0]),
+                  "range": [0, 255], "color": "RGB; a grayscale film has R = G = B",
+                  "resize": f"{run.spec.resize_method} (antialiased) to "
+                            f"{run.spec.image_size}x{run.spec.image_size}",
+                  "inside_the_model": "(pixels / 255 - mean) / std",
+                  "mean": list(run.spec.mean), "std": list(run.spec.std)},
+        "output": {"name": OUTPUT_NAME, **_tensor_contract(model.outputs[0]),
+                   "probability": "sigmoid((q - zero_point) * scale) for int8, sigmoid(x) otherwise",
+                   "labels": run.label_names},
+        "training": {"run": str(run.path), "dataset": run.config.data.dataset,
+                     "root": run.config.data.root, "images_per_split": counts,
+                     "distillation": run.info.get("mode"), "teacher": run.info.get("teacher"),
+                     "best_val_auc": run.info.get("best_val_auc"), "seed": run.config.seed},
+        "thresholds": {k: v for k, v in thresholds.items() if k != "labels"},
+        "parity": parity.to_dict(),
+        "latency": {**latency.to_dict(), "machine": f"{platform.machine()} {platform.processor()}".strip(),
+                    "runtime": type(model.interpreter).__module__,
+                    "on_a_phone": adb_benchmark_command(file_name)},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "versions": {"tfcxr": __version__, "tensorflow": tf.__version__},
+    })
+
+
+def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None, *,
+                  force: bool = False, calibration_images: int = 200, parity_split: str = "test",
+                  threshold_split: str = "val", latency_runs: int = 30) -> ExportResult:
+    """Export ``run_dir``'s student as a ``mode`` .tflite with labels, thresholds and card."""
+    export_mode = get_mode(mode)
+    run = TrainedRun.open(run_dir)
+    tflite_path, folder = output_paths(run, mode, out)
+    network = run.network()
+    qat_path = run.qat_model_path() if export_mode.integer_io else None
+    source_model = load_qat_model(qat_path) if qat_path else network
+    source = (f"QAT fine-tuned model {qat_path}" if qat_path else
+              f"{'post-training int8 of ' if export_mode.integer_io else ''}float model {run.model_path}")
+    calibration = None
+    if export_mode.integer_io:
+        train = run.split("train")
+        rows = _sample_rows(len(train), calibration_images, run.config.seed)
+        calibration = load_pixels(train.select(rows), run.spec)
+    content = convert(source_model, run.spec, mode, calibration)
+    model = TFLiteModel(content)
+    thresholds = _thresholds(model, run, threshold_split)
+    part = run.split(parity_split)
+    pixels = load_pixels(part, run.spec)
+    parity = check_parity(keras_logits(source_model, pixels, run.spec), model.logits(pixels),
+                          part.targets, part.mask, run.label_names, mode,
+                          {k: v["threshold"] for k, v in thresholds["labels"].items()})
+    if not parity.passed and not force:
+        raise ParityGateError(parity)
+    latency = measure_latency(model, runs=latency_runs)
+    files = {
+        "labels.txt": ("\n".join(run.label_names) + "\n").encode(),
+        "score_calibration.txt": sigmoid_calibration_file(len(run.label_names)),
+        "thresholds.json": (json.dumps(_finite(thresholds), indent=2) + "\n").encode(),
+    }
+    content = add_metadata(content, _metadata(run, mode, model), files)
+    card = _card(run, mode, source, network, model, content, parity, thresholds, latency,
+                 tflite_path.name)
+    written = {}
+    for name in ("labels.txt", "thresholds.json"):
+        write_bytes_atomic(folder / name, files[name])
+        written[name] = folder / name
+    write_text_atomic(folder / "parity.json", parity.to_json())
+    write_text_atomic(folder / "model_card.json", json.dumps(card, indent=2) + "\n")
+    written.update({"parity.json": folder / "parity.json", "model_card.json": folder / "model_card.json"})
+    write_bytes_atomic(tflite_path, content)
+    return ExportResult(tflite_path, written, parity, card)

@@ -1,0 +1,97 @@
+"""Run a .tflite model as the phone does: one image at a time through the LiteRT interpreter.
+
+``ai_edge_litert`` is the supported runtime; ``tf.lite.Interpreter`` (deprecated, same kernels)
+is the fallback when it is not installed. ``TFLiteModel`` hides the input contract: it takes
+pixels in [0, 255] and returns float logits, quantising and dequantising as the model's tensors
+say, so a caller compares modes without knowing them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tfcxr.errors import TfcxrError
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tfcxr.backend import tf
+
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+class TFLiteModel:
+    """A loaded .tflite model. ``model``: a path or the model's bytes."""
+
+    def __init__(self, model: str | Path | bytes, num_threads: int | None = None):
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            if not path.is_file():
+                raise TfcxrError(f"{path}: TFLite model not found")
+            model = path.read_bytes()
+        self.content = bytes(model)
+        try:
+            self.interpreter = _interpreter_class()(model_content=self.content,
+                                                    num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise TfcxrError(f"not a usable TFLite model: {e}") from None
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        signature = self.interpreter.get_signature_list().get("serving_default", {})
+        self.output_names = self._output_names(signature.get("outputs", []))
+
+    def _output_names(self, names: list[str]) -> list[str]:
+        """Signature output names in tensor order (the signature lists them sorted by name)."""
+        if len(names) != len(self.outputs):
+            return [detail["name"] for detail in self.outputs]
+        details = self.interpreter.get_signature_runner().get_output_details()
+        index_of = {details[name]["index"]: name for name in names}
+        return [index_of.get(detail["index"], detail["name"]) for detail in self.outputs]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.inputs[0]["shape"][1:])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self.inputs[0]["dtype"])
+
+    def _quantize_input(self, pixels: np.ndarray) -> np.ndarray:
+        detail = self.inputs[0]
+        scale, zero = detail["quantization"]
+        dtype = self.input_dtype
+        if not np.issubdtype(dtype, np.integer):
+            return pixels.astype(dtype)
+        info = np.iinfo(dtype)
+        return np.clip(np.round(pixels / scale + zero), info.min, info.max).astype(dtype)
+
+    def _dequantize(self, value: np.ndarray, detail: dict) -> np.ndarray:
+        scale, zero = detail["quantization"]
+        value = value.astype(np.float32)
+        return (value - zero) * scale if scale else value
+
+    def run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """All outputs for [N, H, W, C] pixels in [0, 255], invoked one image at a time."""
+        pixels = np.asarray(pixels, np.float32)
+        if pixels.shape[1:] != self.input_shape:
+            raise TfcxrError(f"the model takes images of {self.input_shape}, got {pixels.shape[1:]}")
+        results = {name: [] for name in self.output_names}
+        for image in pixels:
+            self.interpreter.set_tensor(self.inputs[0]["index"], self._quantize_input(image[None]))
+            self.interpreter.invoke()
+            for name, detail in zip(self.output_names, self.outputs):
+                value = self.interpreter.get_tensor(detail["index"])
+                results[name].append(self._dequantize(value, detail)[0])
+        return {name: np.stack(values) for name, values in results.items()}
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        outputs = self.run(pixels)
+        return outputs.get("logits", next(iter(outputs.values())))
