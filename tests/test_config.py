@@ -2,10 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from tfcxr.config import load_data_config
+from tfcxr.config import load_data_config, load_run_config
 from tfcxr.errors import ConfigError
+from tfcxr.models import list_models
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -13,10 +14,18 @@ def test_every_shipped_config_loads(path):
     config = load_data_config(path)
     assert config.dataset in {"demo", "nih", "chexpert", "padchest"}
     config.augment_config()
+    run = load_run_config(path)  # every section, strictly
+    assert run.student.name in list_models("student") and run.teacher.name in list_models()
 
 
 def test_paper_settings_are_shipped():
-    assert {p.stem for p in CONFIGS} >= {"demo", "nih", "chexpert", "padchest"}
+    assert {p.stem for p in CONFIGS} >= {"demo", "nih", "chexpert", "padchest", "nih-sample"}
+    paper = [p for p in CONFIGS if p.parent.name == "paper"]
+    assert {p.stem for p in paper} == {"nih", "chexpert", "padchest"}
+    for path in paper:
+        run = load_run_config(path)
+        assert (run.data.image_size, run.teacher.name, run.student.name) == (224, "densenet161", "eeea_net_c2")
+        assert (run.distill.hard_loss, run.distill.alpha, run.distill.temperature) == ("focal", 0.5, 2.0)
 
 
 def test_unknown_key_is_named(tmp_path):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from tfcxr import models
 from tfcxr.backend import keras
 
 
@@ -23,6 +24,18 @@ def blob_images(n: int, size: int, seed: int = 0) -> np.ndarray:
 def blob_pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
     """``blob_images`` as a phone would hold them: integer pixel values in 0..255 (float32)."""
     return np.clip(np.round(128 + 50 * blob_images(n, size, seed)), 0, 255).astype(np.float32)
+
+
+def random_model(name: str, num_classes: int, size: int, calibration: np.ndarray,
+                 seed: int = 0) -> keras.Model:
+    """Registered model ``name`` with seeded initial weights, then ``randomize``d.
+
+    Seeded because h-swish's derivative jumps at +-3: an unseeded draw now and then puts a head
+    pre-activation within float noise of a jump, and two correct float paths then disagree.
+    """
+    keras.utils.set_random_seed(seed)
+    model = models.create(name, num_classes=num_classes, input_shape=(size, size, 3))
+    return randomize(model, calibration, seed=seed)
 
 
 def randomize(model: keras.Model, images: np.ndarray, seed: int = 0) -> keras.Model:

@@ -4,7 +4,7 @@ from the QAT model."""
 import json
 
 import numpy as np
-from conftest import invoke
+from cli_invoke import invoke
 
 from tfcxr import models
 from tfcxr.export.app_model import build_app_model

@@ -27,7 +27,8 @@ import numpy as np
 
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
-from tfcxr.explain.graph import build_model, new_graph, quantized_layer_as_float
+from tfcxr.explain.graph import (build_model, is_quantized_layer, new_graph,
+                                 quantized_layer_as_float)
 from tfcxr.explain.gradcam import normalize_maps, resolve_layer
 from tfcxr.models.layers import HardSigmoid, HardSwish, hard_sigmoid, hard_swish
 
@@ -145,7 +146,13 @@ def with_gradcam_output(model: keras.Model, layer: str | None = None, *, preproc
     tensors, e.g. 0..255 pixels to the model's normalised input) is prepended, with the new
     input described by ``input_shape`` and ``input_name`` (default: the model's). The layer is
     chosen as in ``grad_cam``. The new model holds copies of ``model``'s layers (their weights
-    as of now); QAT layers before the Grad-CAM layer stay quantized, the head is float.
+    as of now).
+
+    ``logits`` come from ``GradCamHead``, which shares the head's weights with the maps. For a
+    QAT model they come from the model's own fake-quantized head instead, so that adding the
+    maps leaves the exported logits as they were; the maps then use the float weights inside
+    the QAT wrappers (as ``grad_cam`` on the float twin), and the converted file holds the head
+    weights twice.
     """
     inputs, logits, trace = new_graph(model, preprocessing=preprocessing, input_shape=input_shape,
                                       input_name=input_name)
@@ -153,17 +160,20 @@ def with_gradcam_output(model: keras.Model, layer: str | None = None, *, preproc
         raise TfcxrError(f"{model.name!r} has {len(logits)} outputs; expected one logits output")
     name = resolve_layer(model, trace, layer, model_name)
     feature_map = dict((l.name, out) for l, out in trace)[name]
-    steps, values = _head_steps(_layers_between(feature_map, logits), name)
+    chain = _layers_between(feature_map, logits)
+    steps, values = _head_steps(chain, name)
     head = GradCamHead(steps, name="gradcam_head")
     head_logits, maps = head(feature_map)
     head.set_weights(values)
+    if any(is_quantized_layer(layer) for layer, _ in chain):
+        head_logits = logits
     outputs = [keras.layers.Activation("linear", name=LOGITS_OUTPUT)(head_logits),
                keras.layers.Activation("linear", name=GRADCAM_OUTPUT)(maps)]
     return build_model(inputs, outputs, name=f"{model.name}_with_gradcam")
 
 
 def _layers_between(start, end) -> list:
-    """The layers from tensor ``start`` to tensor ``end``, which must form a single-input chain."""
+    """``(layer, input shape)`` from tensor ``start`` to tensor ``end``, a single-input chain."""
     chain, tensor = [], end
     while tensor is not start:
         layer, node_index, _ = tensor._keras_history  # noqa: SLF001
@@ -172,30 +182,31 @@ def _layers_between(start, end) -> list:
             raise TfcxrError(f"layer {layer.name!r} between the Grad-CAM layer and the logits has "
                              f"{len(node_inputs)} inputs; on-device Grad-CAM needs a head that "
                              "sees only the pooled feature map")
-        chain.append(layer)
         tensor = node_inputs[0]
+        chain.append((layer, tuple(tensor.shape)))
     return chain[::-1]
 
 
 def _head_steps(layers, feature_layer: str):
     """``GradCamHead`` steps and weight values for the layers after the Grad-CAM layer."""
-    layers = [quantized_layer_as_float(l) for l in layers]
-    layers = [l for l in layers if l is not None and not _is_identity(l)]
-    pooling = layers[0] if layers else None
+    layers = [(quantized_layer_as_float(l), shape) for l, shape in layers]
+    layers = [(l, shape) for l, shape in layers if l is not None and not _is_identity(l)]
+    pooling = layers[0][0] if layers else None
     if not (isinstance(pooling, keras.layers.GlobalAveragePooling2D)
             and pooling.data_format == "channels_last"):
         found = f"{type(pooling).__name__} {pooling.name!r}" if pooling else "nothing"
         raise TfcxrError(f"on-device Grad-CAM needs global average pooling right after the "
                          f"Grad-CAM layer {feature_layer!r}; found {found}")
     steps, values = [], []
-    for layer in layers[1:]:
+    for layer, input_shape in layers[1:]:
         activation = None
-        if isinstance(layer, keras.layers.Dense) or _is_pointwise_conv(layer):
+        if isinstance(layer, keras.layers.Dense) or _is_pointwise_conv(layer, input_shape):
             kernel, *bias = layer.get_weights()
             steps.append({"op": "dense", "units": int(kernel.shape[-1]), "use_bias": bool(bias)})
             values += [kernel.reshape(-1, kernel.shape[-1]).T, *bias]
             activation = _activation_name(layer, layer.get_config()["activation"])
-        elif isinstance(layer, keras.layers.BatchNormalization) and _is_last_axis(layer):
+        elif (isinstance(layer, keras.layers.BatchNormalization)
+              and _is_last_axis(layer, len(input_shape))):
             steps.append({"op": "affine"})
             values += list(_batch_norm_affine(layer))
         else:
@@ -241,15 +252,14 @@ def _is_identity(layer) -> bool:
     return isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "linear"
 
 
-def _is_pointwise_conv(layer) -> bool:
+def _is_pointwise_conv(layer, input_shape) -> bool:
     """A Conv2D that acts as a Dense: 1x1 kernel, one group, on a 1x1 map."""
     return (type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) == (1, 1)
-            and layer.groups == 1 and tuple(layer.input_shape[1:3]) == (1, 1))
+            and layer.groups == 1 and tuple(input_shape[1:3]) == (1, 1))
 
 
-def _is_last_axis(layer) -> bool:
+def _is_last_axis(layer, rank: int) -> bool:
     axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-    rank = len(layer.input_shape)
     return [a % rank for a in axis] == [rank - 1]
 
 

@@ -35,10 +35,15 @@ def is_graph_model(layer) -> bool:
     return isinstance(layer, keras.Model) and getattr(layer, "_is_graph_network", False)
 
 
+def is_quantized_layer(layer) -> bool:
+    """True for tfmot's QAT layers: a ``QuantizeWrapper`` or the input's ``QuantizeLayer``."""
+    return isinstance(layer, _QUANTIZE_WRAPPERS) or type(layer).__name__ == "QuantizeLayer"
+
+
 def is_quantized(model: keras.Model) -> bool:
     """True when ``model`` (or a model nested in it) holds tfmot QAT layers."""
-    return any(isinstance(layer, _QUANTIZE_WRAPPERS) or type(layer).__name__ == "QuantizeLayer"
-               or (is_graph_model(layer) and is_quantized(layer)) for layer in model.layers)
+    return any(is_quantized_layer(layer) or (is_graph_model(layer) and is_quantized(layer))
+               for layer in model.layers)
 
 
 def replay(model: keras.Model, inputs, *, unwrap_qat: bool = False,

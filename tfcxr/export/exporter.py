@@ -159,13 +159,15 @@ def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
 
 def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None, *,
                   force: bool = False, calibration_images: int = 200, parity_split: str = "test",
-                  threshold_split: str = "val", latency_runs: int = 30) -> ExportResult:
-    """Export ``run_dir``'s student as a ``mode`` .tflite with labels, thresholds and card."""
+                  threshold_split: str = "val", latency_runs: int = 30,
+                  use_qat: bool = True) -> ExportResult:
+    """Export ``run_dir``'s student as a ``mode`` .tflite with labels, thresholds and card.
+    ``use_qat=False`` makes int8 post-training even when the run has a QAT model."""
     export_mode = get_mode(mode)
     run = TrainedRun.open(run_dir)
     tflite_path, folder = output_paths(run, mode, out)
     network = run.network()
-    qat_path = run.qat_model_path() if export_mode.integer_io else None
+    qat_path = run.qat_model_path() if export_mode.integer_io and use_qat else None
     source_model = load_qat_model(qat_path) if qat_path else network
     source = (f"QAT fine-tuned model {qat_path}" if qat_path else
               f"{'post-training int8 of ' if export_mode.integer_io else ''}float model {run.model_path}")

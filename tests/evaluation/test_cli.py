@@ -1,0 +1,45 @@
+"""``tfcxr evaluate`` and ``tfcxr compare`` on a real NIH-sample run: a Keras model and its
+float32 export give the same report; the comparison table sees no difference between them."""
+
+import json
+
+import pytest
+from cli_invoke import invoke
+
+from tfcxr.export.exporter import export_tflite
+
+
+@pytest.fixture(scope="module")
+def float32_export(nih_run, tmp_path_factory):
+    return export_tflite(nih_run, "float32", tmp_path_factory.mktemp("eval-export")).tflite
+
+
+def test_evaluate_scores_keras_and_tflite_alike(nih_run, float32_export, tmp_path):
+    invoke("evaluate", "--model", nih_run, "--bootstrap", 50, "--report", tmp_path / "keras")
+    out = invoke("evaluate", "--model", float32_export, "--bootstrap", 50,
+                 "--report", tmp_path / "tflite").output
+    assert "mean AUC" in out and "on 75 films" in out
+    keras = json.loads((tmp_path / "keras" / "report.json").read_text())
+    tflite = json.loads((tmp_path / "tflite" / "report.json").read_text())
+    assert len(keras["rows"]) == len(tflite["rows"]) == 14
+    for a, b in zip(keras["rows"], tflite["rows"]):
+        assert a["label"] == b["label"]
+        if a["auc"]["estimate"] is not None:
+            assert a["auc"]["estimate"] == pytest.approx(b["auc"]["estimate"], abs=1e-3)
+    assert tflite["thresholds_source"] == "given"  # the exported thresholds.json
+    for name in ("report.html", "report.md", "roc.png", "calibration.png"):
+        assert (tmp_path / "tflite" / name).is_file()
+
+
+def test_compare_puts_runs_in_one_table(nih_run, float32_export, tmp_path):
+    out = invoke("compare", nih_run, float32_export, "--bootstrap", 50, "--out", tmp_path).output
+    assert "eeea_net_c2_float32" in out
+    table = json.loads((tmp_path / "comparison.json").read_text())
+    assert (tmp_path / "comparison.md").is_file() and json.dumps(table)
+
+
+def test_evaluate_explains_a_model_without_a_run(tmp_path):
+    stray = tmp_path / "model.tflite"
+    stray.write_bytes(b"x")
+    result = invoke("evaluate", "--model", stray, expect=1)
+    assert "no model_card.json beside it" in result.output

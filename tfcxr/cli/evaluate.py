@@ -1,0 +1,70 @@
+"""``tfcxr evaluate`` and ``tfcxr compare``: thin over tfcxr.evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tfcxr.cli import main
+
+
+@main.command("evaluate")
+@click.option("--model", "-m", "model_path", required=True, type=click.Path(exists=True),
+              help="A run directory, a Keras model (RUN/best.keras, RUN/qat/best.h5) or an "
+                   "exported .tflite.")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="The run the model belongs to (default: found from the model's location).")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate, or 'all'.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Report folder (default: reports/<model>-<split> beside the model).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(10), default=1000, show_default=True,
+              help="Patient-level bootstrap resamples for the 95% intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+def evaluate_command(model_path, run_dir, split, report_dir, n_boot, seed):
+    """Per-label ROC-AUC with patient-level bootstrap 95% CIs, sensitivity / specificity / F1 at
+    the operating thresholds (exported thresholds.json, else Youden's J on validation), ROC and
+    calibration plots, as report.json, report.md and a standalone report.html."""
+    from tfcxr.evaluation import evaluate_arrays, write_report
+    from tfcxr.evaluation.scoring import ScoredModel
+
+    model = ScoredModel.open(model_path, run_dir)
+    data = model.run.split(split)
+    report = evaluate_arrays(data.targets, model.probabilities(data), data.mask,
+                             data.patient_ids, model.run.label_names, model.thresholds(),
+                             n_boot=n_boot, seed=seed, model_name=model.name,
+                             model_path=str(model.path),
+                             data=f"{model.run.config.data.dataset} {split} ({len(data)} films)")
+    out = Path(report_dir) if report_dir else model.path.parent / "reports" / f"{model.path.stem}-{split}"
+    paths = write_report(report, out)
+    mean = report.mean_auc
+    click.echo(f"{model.name}: mean AUC {mean.estimate:.4f} (95% CI {mean.low:.4f}-{mean.high:.4f}) "
+               f"on {len(data)} films; report in {paths['html']}")
+
+
+@main.command("compare")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--split", default="test", show_default=True, help="Split to compare on, or 'all'.")
+@click.option("--out", "-O", type=click.Path(file_okay=False), default=None,
+              help="Folder for comparison.json and comparison.md (default: print only).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(10), default=1000, show_default=True,
+              help="Paired patient-level bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+def compare_command(models, split, out, n_boot, seed):
+    """One table of several runs or model files (teacher, student only, distilled, QAT int8 ...)
+    on the same films: mean AUC with CIs, deltas to the first and paired bootstrap p-values.
+    Every model must share the first one's labels; films come from the first model's run."""
+    from tfcxr.evaluation import compare_runs, write_comparison
+    from tfcxr.evaluation.scoring import ScoredModel
+
+    scored = [ScoredModel.open(path) for path in models]
+    data = scored[0].run.split(split)
+    names = [m.name if len(models) == len({x.name for x in scored}) else str(p)
+             for m, p in zip(scored, models)]
+    probs = {name: model.probabilities(data) for name, model in zip(names, scored)}
+    table = compare_runs(data.targets, probs, data.mask, data.patient_ids,
+                         scored[0].run.label_names, n_boot=n_boot, seed=seed)
+    click.echo(table.to_markdown())
+    if out:
+        paths = write_comparison(table, out)
+        click.echo(f"wrote {paths['json']} and {paths['markdown']}")
