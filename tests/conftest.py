@@ -62,3 +62,32 @@ def nih_run(nih_sample, tmp_path_factory):
     invoke("distill", "--teacher-predictions", nih_sample / "chexnet_teacher_probs.csv",
            "--config", base / "config.yaml", "--out", run, "--quiet")
     return run
+
+
+@pytest.fixture(scope="session")
+def nih_exports_and_conversions(nih_run, tmp_path_factory):
+    """Every export mode of ``nih_run`` (the results) and the converter's raw bytes per mode.
+
+    dynamic and int8 are written with ``force``: a student this short-trained ranks films within
+    a tiny spread, so their AUC gates are exercised on arrays instead (tests/export/test_parity.py).
+    """
+    from tfcxr.export import exporter
+
+    out, raw = tmp_path_factory.mktemp("exports"), {}
+    convert = exporter.convert
+
+    def recording(model, spec, mode, *args, **kwargs):
+        raw[mode] = convert(model, spec, mode, *args, **kwargs)
+        return raw[mode]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exporter, "convert", recording)
+        results = {mode: exporter.export_tflite(nih_run, mode, out / mode, calibration_images=64,
+                                                latency_runs=5, force=mode in ("dynamic", "int8"))
+                   for mode in ("float32", "float16", "dynamic", "int8")}
+    return results, raw
+
+
+@pytest.fixture(scope="session")
+def nih_exports(nih_exports_and_conversions):
+    return nih_exports_and_conversions[0]

@@ -10,10 +10,9 @@ from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
 from tfcxr.explain.device import GradCamHead, _head_steps, _layers_between, with_gradcam_output
 from tfcxr.explain.gradcam import grad_cam
-from tfcxr.preprocessing import PreprocessingSpec
 
 NUM_CLASSES = 14
-SPEC = PreprocessingSpec(image_size=64)
+SPEC = models.get_spec("mobilenet_v3_small").preprocessing  # its mean and std
 
 
 def _normalized(pixels):
@@ -69,11 +68,24 @@ def test_qat_model_keeps_its_own_logits(qat_student):
     assert maps.shape == (2, NUM_CLASSES, 4, 4) and 0 <= maps.numpy().min() <= 1
 
 
+def _normalization():
+    """Pixels in 0..255 to the student's input: ``(x / 255 - mean) / std``."""
+    return keras.layers.Normalization(mean=[255 * m for m in SPEC.mean],
+                                      variance=[(255 * s) ** 2 for s in SPEC.std])
+
+
 def _pixels_model(student):
     """The exporter's app model: pixels in 0..255 -> normalisation -> student, kept flat."""
-    normalize = keras.layers.Normalization(mean=[255 * m for m in SPEC.mean],
-                                           variance=[(255 * s) ** 2 for s in SPEC.std])
-    return with_gradcam_output(student, preprocessing=normalize, input_name="pixels")
+    return with_gradcam_output(student, preprocessing=_normalization(), input_name="pixels")
+
+
+def test_a_student_nested_in_an_app_model_gives_the_same_outputs(student):
+    pixels = keras.Input(student.input_shape[1:], name="pixels")
+    nested = keras.Model(pixels, student(_normalization()(pixels)), name="app")
+    x = blob_pixels(2, student.input_shape[1], seed=13)
+    expected = _pixels_model(student)(x)
+    for got, want in zip(with_gradcam_output(nested)(x), expected):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
 
 
 def _tflite_outputs(content, pixels):
@@ -135,7 +147,8 @@ def test_int8_tflite_runs_and_its_head_adds_little_error(app_model):
     interpreter.allocate_tensors()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     (pooling,) = [op for op in interpreter._get_ops_details()  # noqa: SLF001
-                  if op["op_name"] == "MEAN" and "gradcam_head" in tensors[op["outputs"][0]]["name"]]
+                  if op["op_name"] == "MEAN"
+                  and "gradcam_head" in tensors[op["outputs"][0]]["name"]]
     feature_map = tensors[pooling["inputs"][0]]
     (maps_out,) = [d for d in interpreter.get_output_details() if len(d["shape"]) == 4]
     int8_features, int8_maps = [], []

@@ -36,11 +36,8 @@ def test_app_model_takes_pixels_and_scores_like_the_network():
 
 
 @pytest.fixture(scope="module")
-def exports(nih_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exports")
-    return {mode: export_tflite(nih_run, mode, out / mode, calibration_images=64, latency_runs=5,
-                                force=mode in ("dynamic", "int8"))  # AUC gates: see conftest
-            for mode in MODES}
+def exports(nih_exports):
+    return nih_exports
 
 
 def test_float_modes_pass_their_parity_gate(exports, nih_run, assert_parity):
@@ -126,7 +123,11 @@ def test_thresholds_are_youden_points_of_the_exported_model(exports, nih_run):
         assert saved["labels"][label]["threshold"] == pytest.approx(values["threshold"])
 
 
-def test_a_model_failing_the_gate_is_not_written_unless_forced(nih_run, tmp_path, monkeypatch):
+def test_a_model_failing_the_gate_is_not_written_unless_forced(nih_run, nih_exports_and_conversions,
+                                                               tmp_path, monkeypatch):
+    # the conversion is the float32 one already made: this test is about what gets written
+    converted = nih_exports_and_conversions[1]["float32"]
+    monkeypatch.setattr(exporter_module, "convert", lambda *args, **kwargs: converted)
     impossible = MODES["float32"].__class__(**{**MODES["float32"].__dict__,
                                                 "tolerance": ParityTolerance(max_abs_prob=0.0)})
     monkeypatch.setitem(MODES, "float32", impossible)
@@ -138,6 +139,7 @@ def test_a_model_failing_the_gate_is_not_written_unless_forced(nih_run, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tflite"]  # no side files, no temp
     result = export_tflite(nih_run, "float32", target, force=True, latency_runs=5)
     assert not result.parity.passed and target.read_bytes()[4:8] == b"TFL3"
+    assert read_metadata(target.read_bytes())["name"].startswith("tfcxr eeea_net_c2")
     assert json.loads((tmp_path / "model_card.json").read_text())["parity"]["passed"] is False
 
 
@@ -202,16 +204,13 @@ def test_export_errors_name_the_problem(tmp_path):
 
 
 def test_benchmark_times_the_modes_beside_the_teacher(nih_run):
-    # (every mode and the DenseNet161 teacher: the README's table; here two modes, a small teacher)
-    args = ("benchmark", nih_run, "--mode", "float32", "--mode", "int8",
-            "--teacher", "mobilenet_v3_small", "--runs", 5)
+    # (every mode and the DenseNet161 teacher: the README's table; here one mode, a small teacher)
+    args = ("benchmark", nih_run, "--mode", "int8", "--teacher", "mobilenet_v3_small", "--runs", 5)
     rows = json.loads(invoke(*args, "--json").output)
     assert [(r["name"], r["role"], r["mode"]) for r in rows] == [
-        ("eeea_net_c2", "student", "float32"), ("eeea_net_c2", "student", "int8"),
-        ("mobilenet_v3_small", "teacher", "float32")]
+        ("eeea_net_c2", "student", "int8"), ("mobilenet_v3_small", "teacher", "float32")]
     assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in rows)
-    assert rows[1]["size_bytes"] < 0.3 * rows[0]["size_bytes"]
-    assert rows[0]["parameters"] == rows[1]["parameters"] > rows[2]["parameters"]
+    assert rows[0]["parameters"] > rows[1]["parameters"] and rows[0]["size_bytes"] < 6e6
 
 
 def test_benchmark_of_a_tflite_file_prints_the_phone_command(exports):

@@ -43,6 +43,9 @@ def qat_command(run_dir, epochs, learning_rate, quiet):
 @click.option("--out", "-O", type=click.Path(), default=None,
               help="Output folder (default RUN/export/MODE) or, for one mode, a .tflite path.")
 @click.option("--force", is_flag=True, help="Write the model even if it fails the parity gate.")
+@click.option("--gradcam", is_flag=True,
+              help="Add a second output 'gradcam': every label's Grad-CAM map [1, L, h, w], "
+                   "computed in the model (no autodiff on the phone).")
 @click.option("--ptq", is_flag=True,
               help="int8 by post-training quantization even when RUN/qat holds a QAT model.")
 @click.option("--calibration-images", type=click.IntRange(1), default=200, show_default=True,
@@ -52,7 +55,7 @@ def qat_command(run_dir, epochs, learning_rate, quiet):
 @click.option("--threshold-split", default="val", show_default=True,
               help="Split the per-label operating thresholds are chosen on.")
 @click.option("--json", "as_json", is_flag=True, help="Print each parity report as JSON.")
-def export_tflite_command(run_dir, modes, out, force, ptq, calibration_images, parity_split,
+def export_tflite_command(run_dir, modes, out, force, gradcam, ptq, calibration_images, parity_split,
                           threshold_split, as_json):
     """Export a run's student to .tflite with metadata, labels.txt, thresholds.json and
     model_card.json, after checking it scores like the Keras model (the parity gate).
@@ -70,10 +73,15 @@ def export_tflite_command(run_dir, modes, out, force, ptq, calibration_images, p
         result = export_tflite(run_dir, mode, out if out and len(modes) == 1 else
                                (Path(out) / mode if out else None), force=force,
                                calibration_images=calibration_images, parity_split=parity_split,
-                               threshold_split=threshold_split, use_qat=not ptq)
+                               threshold_split=threshold_split, use_qat=not ptq,
+                               gradcam=gradcam)
         click.echo(result.parity.to_json() if as_json else result.parity.summary())
         size = result.card["model"]["size_bytes"]
         note = "" if result.parity.passed else " (FAILED the parity gate, written because of --force)"
+        if "gradcam" in result.card:
+            check = result.card["gradcam"]["vs_keras_grad_cam"]
+            click.echo(f"gradcam output vs Keras Grad-CAM on {check['films']} films: correlation "
+                       f"mean {check['correlation_mean']:.4f}, min {check['correlation_min']:.4f}")
         click.echo(f"wrote {result.tflite} ({size / 1e6:.2f} MB){note} and "
                    f"{', '.join(p.name for p in result.files.values())}")
 

@@ -70,7 +70,8 @@ def gradcam_model(model: keras.Model, layer: str | None = None, model_name: str 
     own = None if any(graph_kwargs.values()) else _own_graph(model)
     inputs, logits, trace = own if own is not None else new_graph(model, **graph_kwargs)
     if isinstance(logits, list):
-        raise TfcxrError(f"{model.name!r} has {len(logits)} outputs; Grad-CAM needs one logits output")
+        raise TfcxrError(f"{model.name!r} has {len(logits)} outputs; Grad-CAM needs one "
+                         "logits output")
     name = resolve_layer(model, trace, layer, model_name)
     feature_map = dict((l.name, out) for l, out in trace)[name]
     return build_model(inputs, [feature_map, logits], name=f"{model.name}_gradcam"), name

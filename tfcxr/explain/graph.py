@@ -1,4 +1,4 @@
-"""Replay a functional model's graph on new inputs: flatten nested models, unwrap QAT, prepend steps.
+"""Replay a model's graph on new inputs: flatten nested models, unwrap QAT, prepend a step.
 
 tf-explain and ``tfcxr.explain.device`` address the Grad-CAM layer by name in one flat functional
 graph. Models that users hand in are not always flat: a backbone may sit inside the model as one
@@ -47,13 +47,14 @@ def is_quantized(model: keras.Model) -> bool:
 
 
 def replay(model: keras.Model, inputs, *, unwrap_qat: bool = False,
-           trace: list | None = None):
+           trace: list | None = None, _copies: dict | None = None):
     """Re-run ``model``'s graph on ``inputs`` (Keras tensors), returning its outputs.
 
     Nested functional models are replayed layer by layer (their layers join the caller's graph).
     ``trace`` (if given) receives ``(layer, outputs)`` for every layer in the order they run,
     inner layers first and then the nested model itself. ``unwrap_qat`` replaces QAT wrappers by
-    float copies of their layers (see ``float_twin``).
+    float copies of their layers (see ``float_twin``). A layer called twice gets one copy, called
+    twice.
     """
     if not is_graph_model(model):
         raise TfcxrError(f"{model.name!r} is not a functional model; Grad-CAM needs a model built "
@@ -63,6 +64,7 @@ def replay(model: keras.Model, inputs, *, unwrap_qat: bool = False,
         raise TfcxrError(f"{model.name!r} takes {len(model.inputs)} inputs, got {len(flat_inputs)}")
     tensors = {id(x): y for x, y in zip(model.inputs, flat_inputs)}
     assignments = []  # (copied variable, value): set in one batch, much faster than per layer
+    copies = {} if _copies is None else _copies  # id(original layer) -> its copy
 
     def substitute(value):
         return tensors[id(value)] if id(value) in tensors else value
@@ -75,12 +77,16 @@ def replay(model: keras.Model, inputs, *, unwrap_qat: bool = False,
             args = tf.nest.map_structure(substitute, node.call_args)
             kwargs = tf.nest.map_structure(substitute, node.call_kwargs)
             if is_graph_model(layer):
-                outputs = replay(layer, args, unwrap_qat=unwrap_qat, trace=trace)
+                outputs = replay(layer, args, unwrap_qat=unwrap_qat, trace=trace, _copies=copies)
             elif unwrap_qat and type(layer).__name__ == "QuantizeLayer":
                 outputs = args[0]
+            elif id(layer) in copies:
+                layer = copies[id(layer)]
+                outputs = layer(*args, **kwargs)
             else:
                 unwrap = unwrap_qat and isinstance(layer, _QUANTIZE_WRAPPERS)
-                layer, values = _float_copy(layer) if unwrap else _copy(layer)
+                original, (layer, values) = layer, (_float_copy if unwrap else _copy)(layer)
+                copies[id(original)] = layer
                 outputs = layer(*args, **kwargs)
                 if len(layer.weights) != len(values):
                     raise TfcxrError(f"copy of layer {layer.name!r} has {len(layer.weights)} "
@@ -148,11 +154,7 @@ def build_model(inputs, outputs, name: str) -> keras.Model:
 
 
 def _copy(layer):
-    """A fresh copy of ``layer`` (same config) and the weight values to give it once built.
-
-    Calling ``layer`` itself would add a node to it, and the original model would then have
-    shared layers: ``quantize_model`` no longer folds a BatchNormalization that has two callers.
-    """
+    """A fresh copy of ``layer`` (same config) and the weight values to give it once built."""
     with quantize_scope():  # QAT wrappers and their QuantizeConfigs deserialize inside it
         copy = type(layer).from_config(layer.get_config())
     return copy, layer.get_weights()
@@ -186,8 +188,11 @@ def _float_copy(wrapper):
 
 def _float_activation(activation):
     """The serialized activation a QAT wrapper replaced (see ``_float_copy``)."""
-    while isinstance(activation, dict) and activation.get("class_name") == "QuantizeAwareActivation":
+    def named(name):
+        return isinstance(activation, dict) and activation.get("class_name") == name
+
+    while named("QuantizeAwareActivation"):
         activation = activation["config"]["activation"]
-    if isinstance(activation, dict) and activation.get("class_name") == "NoOpActivation":
+    if named("NoOpActivation"):
         return "linear"  # tfmot's marker for "linear, not quantized"
     return activation

@@ -11,7 +11,8 @@ import numpy as np
 
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
-from tfcxr.export.app_model import PIXEL_RANGE, build_app_model, is_app_model
+from tfcxr.export.app_model import (INPUT_NAME, PIXEL_RANGE, PixelNormalization, build_app_model,
+                                    is_app_model)
 from tfcxr.export.inputs import representative_dataset
 from tfcxr.export.modes import get_mode
 from tfcxr.preprocessing import PreprocessingSpec
@@ -37,25 +38,35 @@ def pin_input_quantizer(qat_model: keras.Model) -> None:
             weight.assign(PIXEL_RANGE[1])
 
 
-def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool) -> keras.Model:
+def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool,
+                 gradcam: bool = False, model_name: str | None = None) -> keras.Model:
+    """The model to convert: pixels in, ``logits`` out (and ``gradcam`` maps with ``gradcam``)."""
+    from tfcxr.explain.device import with_gradcam_output
+
     if is_qat_model(model):
         if not is_app_model(model):
             raise ConversionError(f"{model.name}: a QAT model must be built on the app model "
                                   "(tfcxr qat does this) to take pixels")
         pin_input_quantizer(model)
-        return model
+        return with_gradcam_output(model, model_name=model_name) if gradcam else model
     if is_app_model(model):
-        return model
+        return with_gradcam_output(model, model_name=model_name) if gradcam else model
+    if gradcam:
+        return with_gradcam_output(
+            model, model_name=model_name, input_name=INPUT_NAME, input_shape=spec.input_shape,
+            preprocessing=PixelNormalization(spec.mean, spec.std, integer_io, name="normalize"))
     return build_app_model(model, spec, pin_input_range=integer_io)
 
 
 def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
-            calibration_pixels: np.ndarray | None = None) -> bytes:
-    """The .tflite bytes of ``model`` (a network, an app model or a QAT app model) in ``mode``."""
+            calibration_pixels: np.ndarray | None = None, *, gradcam: bool = False,
+            model_name: str | None = None) -> bytes:
+    """The .tflite bytes of ``model`` (a network, an app model or a QAT app model) in ``mode``;
+    with ``gradcam`` the file has a second output, every label's Grad-CAM map."""
     export_mode = get_mode(mode)
     if export_mode.integer_io and (calibration_pixels is None or not len(calibration_pixels)):
         raise ConversionError("int8 export needs calibration images (representative data)")
-    app = to_app_model(model, spec, export_mode.integer_io)
+    app = to_app_model(model, spec, export_mode.integer_io, gradcam, model_name)
     converter = tf.lite.TFLiteConverter.from_keras_model(app)
     representative = (representative_dataset(calibration_pixels)
                       if calibration_pixels is not None and export_mode.integer_io else None)

@@ -35,7 +35,7 @@ from tfcxr.export.inputs import keras_logits, load_pixels
 from tfcxr.export.latency import adb_benchmark_command, measure_latency
 from tfcxr.export.metadata import ModelInfo, TensorInfo, add_metadata, sigmoid_calibration_file
 from tfcxr.export.modes import get_mode
-from tfcxr.export.parity import ParityReport, check_parity, sigmoid
+from tfcxr.export.parity import ParityReport, check_parity, finite_or_none, sigmoid
 from tfcxr.export.runtime import TFLiteModel
 from tfcxr.io import write_bytes_atomic, write_text_atomic
 from tfcxr.models.macs import count_macs
@@ -82,20 +82,35 @@ def _thresholds(model: TFLiteModel, run: TrainedRun, split: str) -> dict:
                        for name, values in chosen.items()}}
 
 
-def _finite(value):
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def _tensor_contract(detail: dict) -> dict:
     scale, zero = detail["quantization"]
     return {"shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name,
             "quantization": {"scale": float(scale), "zero_point": int(zero)} if scale else None}
+
+
+def _gradcam_info(model: TFLiteModel) -> TensorInfo:
+    shape = dict(zip(model.output_names, model.outputs))["gradcam"]["shape"]
+    return TensorInfo(
+        "gradcam", f"Grad-CAM map of every finding [1, L, h, w] = {list(shape)}, values 0-1 "
+        "(dequantized), at the last feature map's resolution: upsample to the film to overlay.")
+
+
+def _gradcam_parity(source_model, model: TFLiteModel, pixels: np.ndarray, spec, model_name: str):
+    """Correlation of the file's maps with Keras Grad-CAM (``grad_cam``) on the same films."""
+    from tfcxr.explain.gradcam import grad_cam
+    from tfcxr.export.app_model import is_app_model
+    from tfcxr.export.inputs import normalize
+
+    inputs = pixels.astype(np.float32) if is_app_model(source_model) else normalize(pixels, spec)
+    keras_maps = grad_cam(source_model, inputs, "all", model_name=model_name)
+    tflite_maps = model.run(pixels)["gradcam"]
+    per_label = []
+    for j in range(keras_maps.shape[1]):
+        a, b = keras_maps[:, j].ravel(), tflite_maps[:, j].ravel()
+        per_label.append(float(np.corrcoef(a, b)[0, 1]) if a.std() and b.std() else float("nan"))
+    return {"films": len(pixels), "correlation_mean": float(np.nanmean(per_label)),
+            "correlation_min": float(np.nanmin(per_label)),
+            "max_abs_diff": float(np.abs(keras_maps - tflite_maps).max())}
 
 
 def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
@@ -121,14 +136,15 @@ def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
                      f"{run.model_name} trained on {run.config.data.dataset}; {get_mode(mode).description}. "
                      "Research use only, not a medical device."),
         author="tfcxr", license="Apache-2.0 (code); weights subject to the training data's terms",
-        inputs=(pixels,), outputs=(logits,))
+        inputs=(pixels,), outputs=tuple(logits if name == OUTPUT_NAME else _gradcam_info(model)
+                                        for name in model.output_names))
 
 
 def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
           content: bytes, parity: ParityReport, thresholds: dict, latency, file_name: str) -> dict:
     counts = {split: int((run.manifest.splits == split).sum())
               for split in sorted(set(run.manifest.splits))}
-    return _finite({
+    return finite_or_none({
         "model": {"architecture": run.model_name, "mode": mode,
                   "description": get_mode(mode).description, "file": file_name,
                   "size_bytes": len(content), "sha256": hashlib.sha256(content).hexdigest(),
@@ -140,7 +156,8 @@ def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
                             f"{run.spec.image_size}x{run.spec.image_size}",
                   "inside_the_model": "(pixels / 255 - mean) / std",
                   "mean": list(run.spec.mean), "std": list(run.spec.std)},
-        "output": {"name": OUTPUT_NAME, **_tensor_contract(model.outputs[0]),
+        "output": {"name": OUTPUT_NAME,
+                   **_tensor_contract(dict(zip(model.output_names, model.outputs))[OUTPUT_NAME]),
                    "probability": "sigmoid((q - zero_point) * scale) for int8, sigmoid(x) otherwise",
                    "labels": run.label_names},
         "training": {"run": str(run.path), "dataset": run.config.data.dataset,
@@ -160,9 +177,11 @@ def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
 def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None, *,
                   force: bool = False, calibration_images: int = 200, parity_split: str = "test",
                   threshold_split: str = "val", latency_runs: int = 30,
-                  use_qat: bool = True) -> ExportResult:
+                  use_qat: bool = True, gradcam: bool = False,
+                  gradcam_films: int = 16) -> ExportResult:
     """Export ``run_dir``'s student as a ``mode`` .tflite with labels, thresholds and card.
-    ``use_qat=False`` makes int8 post-training even when the run has a QAT model."""
+    ``use_qat=False`` makes int8 post-training even when the run has a QAT model; ``gradcam``
+    adds a second output, every label's Grad-CAM map, checked against Keras Grad-CAM."""
     export_mode = get_mode(mode)
     run = TrainedRun.open(run_dir)
     tflite_path, folder = output_paths(run, mode, out)
@@ -176,7 +195,8 @@ def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None,
         train = run.split("train")
         rows = _sample_rows(len(train), calibration_images, run.config.seed)
         calibration = load_pixels(train.select(rows), run.spec)
-    content = convert(source_model, run.spec, mode, calibration)
+    content = convert(source_model, run.spec, mode, calibration, gradcam=gradcam,
+                      model_name=run.model_name)
     model = TFLiteModel(content)
     thresholds = _thresholds(model, run, threshold_split)
     part = run.split(parity_split)
@@ -187,14 +207,21 @@ def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None,
     if not parity.passed and not force:
         raise ParityGateError(parity)
     latency = measure_latency(model, runs=latency_runs)
+    gradcam_check = (_gradcam_parity(source_model, model, pixels[:gradcam_films], run.spec,
+                                     run.model_name) if gradcam else None)
     files = {
         "labels.txt": ("\n".join(run.label_names) + "\n").encode(),
         "score_calibration.txt": sigmoid_calibration_file(len(run.label_names)),
-        "thresholds.json": (json.dumps(_finite(thresholds), indent=2) + "\n").encode(),
+        "thresholds.json": (json.dumps(finite_or_none(thresholds), indent=2) + "\n").encode(),
     }
     content = add_metadata(content, _metadata(run, mode, model), files)
     card = _card(run, mode, source, network, model, content, parity, thresholds, latency,
                  tflite_path.name)
+    if gradcam_check:
+        card["gradcam"] = finite_or_none({
+            **_tensor_contract(dict(zip(model.output_names, model.outputs))["gradcam"]),
+            "meaning": "per label, ReLU(sum_k alpha_k A_k) / max at the Grad-CAM layer, in [0, 1]",
+            "vs_keras_grad_cam": gradcam_check})
     written = {}
     for name in ("labels.txt", "thresholds.json"):
         write_bytes_atomic(folder / name, files[name])

@@ -57,7 +57,7 @@ class ParityReport:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["passed"] = self.passed
-        return _finite_or_none(out)
+        return finite_or_none(out)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -79,11 +79,12 @@ class ParityReport:
         return "\n".join(lines)
 
 
-def _finite_or_none(value):
+def finite_or_none(value):
+    """``value`` with every non-finite float (NaN, inf), at any depth, as None: strict JSON."""
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
