@@ -43,3 +43,16 @@ def test_evaluate_explains_a_model_without_a_run(tmp_path):
     stray.write_bytes(b"x")
     result = invoke("evaluate", "--model", stray, expect=1)
     assert "no model_card.json beside it" in result.output
+
+
+def test_evaluate_on_a_dataset_read_afresh(nih_run, nih_sample, tmp_path):
+    invoke("evaluate", "--model", nih_run, "--bootstrap", 20, "--report", tmp_path / "run")
+    out = invoke("evaluate", "--model", nih_run, "--dataset", "nih", "--root", nih_sample,
+                 "--bootstrap", 20, "--report", tmp_path / "fresh").output
+    assert "on 75 films" in out
+    run = json.loads((tmp_path / "run" / "report.json").read_text())
+    fresh = json.loads((tmp_path / "fresh" / "report.json").read_text())
+    assert [r["auc"]["estimate"] for r in run["rows"]] == [r["auc"]["estimate"] for r in fresh["rows"]]
+    wrong = invoke("evaluate", "--model", nih_run, "--dataset", "demo", "--split", "all",
+                   "--report", tmp_path / "demo", expect=1).output
+    assert "predicts" in wrong and "Traceback" not in wrong

@@ -16,25 +16,45 @@ from tfcxr.cli import main
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="The run the model belongs to (default: found from the model's location).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate, or 'all'.")
+@click.option("--dataset", "-d", default=None,
+              help="Evaluate on another dataset (e.g. external validation) instead of the run's "
+                   "films: a reader name (nih, chexpert, padchest, csv); its labels must be the model's.")
+@click.option("--root", "-r", type=click.Path(file_okay=False, exists=True), default=None,
+              help="With --dataset: its folder.")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="With --dataset: reader options (as in tfcxr data check).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Report folder (default: reports/<model>-<split> beside the model).")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(10), default=1000, show_default=True,
               help="Patient-level bootstrap resamples for the 95% intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-def evaluate_command(model_path, run_dir, split, report_dir, n_boot, seed):
+def evaluate_command(model_path, run_dir, split, dataset, root, options, report_dir, n_boot, seed):
     """Per-label ROC-AUC with patient-level bootstrap 95% CIs, sensitivity / specificity / F1 at
     the operating thresholds (exported thresholds.json, else Youden's J on validation), ROC and
     calibration plots, as report.json, report.md and a standalone report.html."""
+    import numpy as np
+
     from tfcxr.evaluation import evaluate_arrays, write_report
     from tfcxr.evaluation.scoring import ScoredModel
 
     model = ScoredModel.open(model_path, run_dir)
-    data = model.run.split(split)
+    if dataset:
+        from tfcxr.cli.data import parse_options
+        from tfcxr.data.readers import read_dataset
+
+        data = read_dataset(dataset, root, **parse_options(options))
+        data = data if split == "all" else data.select(np.flatnonzero(data.splits == split))
+        source = f"{dataset} {root or ''} {split} ({len(data)} films)"
+    else:
+        data = model.run.split(split)
+        source = f"{model.run.config.data.dataset} {split} ({len(data)} films)"
+    if not len(data):
+        raise click.UsageError(f"no films in split {split!r} of the data; try --split all")
     report = evaluate_arrays(data.targets, model.probabilities(data), data.mask,
                              data.patient_ids, model.run.label_names, model.thresholds(),
                              n_boot=n_boot, seed=seed, model_name=model.name,
                              model_path=str(model.path),
-                             data=f"{model.run.config.data.dataset} {split} ({len(data)} films)")
+                             data=source)
     out = Path(report_dir) if report_dir else model.path.parent / "reports" / f"{model.path.stem}-{split}"
     paths = write_report(report, out)
     mean = report.mean_auc
