@@ -113,6 +113,12 @@ def _gradcam_parity(source_model, model: TFLiteModel, pixels: np.ndarray, spec, 
             "max_abs_diff": float(np.abs(keras_maps - tflite_maps).max())}
 
 
+def _logits_detail(model: TFLiteModel) -> dict:
+    """The logits tensor: the output that is not the Grad-CAM maps (a QAT model's converted
+    output may carry tfmot's ``quant_`` prefix in its signature name)."""
+    return next(d for n, d in zip(model.output_names, model.outputs) if n != "gradcam")
+
+
 def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
     spec, labels = run.spec, run.label_names
     dtype = model.input_dtype.name
@@ -136,7 +142,7 @@ def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
                      f"{run.model_name} trained on {run.config.data.dataset}; {get_mode(mode).description}. "
                      "Research use only, not a medical device."),
         author="tfcxr", license="Apache-2.0 (code); weights subject to the training data's terms",
-        inputs=(pixels,), outputs=tuple(logits if name == OUTPUT_NAME else _gradcam_info(model)
+        inputs=(pixels,), outputs=tuple(_gradcam_info(model) if name == "gradcam" else logits
                                         for name in model.output_names))
 
 
@@ -157,7 +163,7 @@ def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
                   "inside_the_model": "(pixels / 255 - mean) / std",
                   "mean": list(run.spec.mean), "std": list(run.spec.std)},
         "output": {"name": OUTPUT_NAME,
-                   **_tensor_contract(dict(zip(model.output_names, model.outputs))[OUTPUT_NAME]),
+                   **_tensor_contract(_logits_detail(model)),
                    "probability": "sigmoid((q - zero_point) * scale) for int8, sigmoid(x) otherwise",
                    "labels": run.label_names},
         "training": {"run": str(run.path), "dataset": run.config.data.dataset,
