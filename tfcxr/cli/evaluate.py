@@ -7,6 +7,15 @@ from pathlib import Path
 import click
 
 from tfcxr.cli import main
+from tfcxr.cli.data import reader_options
+
+
+def bootstrap_options(fn):
+    """``--bootstrap`` (patient-level resamples; paired for compare) and ``--seed``."""
+    fn = click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")(fn)
+    return click.option("--bootstrap", "n_boot", type=click.IntRange(10), default=1000,
+                        show_default=True, help="Patient-level bootstrap resamples for the 95% "
+                        "intervals (paired: the same resamples for every model).")(fn)
 
 
 @main.command("evaluate")
@@ -21,13 +30,10 @@ from tfcxr.cli import main
                    "films: a reader name (nih, chexpert, padchest, csv); its labels must be the model's.")
 @click.option("--root", "-r", type=click.Path(file_okay=False, exists=True), default=None,
               help="With --dataset: its folder.")
-@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
-              help="With --dataset: reader options (as in tfcxr data check).")
+@reader_options
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Report folder (default: reports/<model>-<split> beside the model).")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(10), default=1000, show_default=True,
-              help="Patient-level bootstrap resamples for the 95% intervals.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@bootstrap_options
 def evaluate_command(model_path, run_dir, split, dataset, root, options, report_dir, n_boot, seed):
     """Per-label ROC-AUC with patient-level bootstrap 95% CIs, sensitivity / specificity / F1 at
     the operating thresholds (exported thresholds.json, else Youden's J on validation), ROC and
@@ -67,9 +73,7 @@ def evaluate_command(model_path, run_dir, split, dataset, root, options, report_
 @click.option("--split", default="test", show_default=True, help="Split to compare on, or 'all'.")
 @click.option("--out", "-O", type=click.Path(file_okay=False), default=None,
               help="Folder for comparison.json and comparison.md (default: print only).")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(10), default=1000, show_default=True,
-              help="Paired patient-level bootstrap resamples.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@bootstrap_options
 def compare_command(models, split, out, n_boot, seed):
     """One table of several runs or model files (teacher, student only, distilled, QAT int8 ...)
     on the same films: mean AUC with CIs, deltas to the first and paired bootstrap p-values.
