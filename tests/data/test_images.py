@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
 
 from tfcxr.backend import tf
 from tfcxr.data.images import decode_image, find_bad_images, load_image
+from tfcxr.data.manifest import Manifest
+from tfcxr.data.pipeline import build_dataset
+from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.errors import ImageDecodeError
 
 NIH_RGBA = ["00000100_000.png", "00001369_000.png", "00002578_000.png", "00004934_000.png",
@@ -209,3 +213,91 @@ def test_find_bad_images(tmp_path, nih_sample):
     bad = find_bad_images([good, truncated, dicom, missing])
     assert set(bad) == {str(truncated), str(missing)}
     assert "truncated" in bad[str(truncated)] and bad[str(missing)] == "file not found"
+
+
+def linear_window(values, center, width):
+    """DICOM PS3.3 C.11.2.1.2.1 (VOILUTFunction LINEAR), written out, mapped to [0, 1]."""
+    values = np.asarray(values, np.float64)
+    scaled = (values - (center - 0.5)) / (width - 1) + 0.5
+    scaled[values <= center - 0.5 - (width - 1) / 2] = 0.0
+    scaled[values > center - 0.5 + (width - 1) / 2] = 1.0
+    return scaled
+
+
+def test_dicom_window_is_applied_by_default(tmp_path):
+    """12 bits stored in 16: a window of 1024 around 2048 stretches that band over [0, 1]."""
+    stored = np.array([[0, 1536, 1800, 2048], [2300, 2559, 2560, 4095]], np.uint16)
+    window = {"WindowCenter": 2048, "WindowWidth": 1024}
+    want = linear_window(stored, 2048, 1024)
+    assert want.min() == 0 and want.max() == 1 and 0 < want[0, 2] < want[1, 0] < 1
+    cases = {
+        "mono2.dcm": ({}, want),
+        "mono1.dcm": ({"photometric": "MONOCHROME1"}, 1 - want),
+        # the window is in modality units: slope 2, intercept -1024 moves the stored band
+        "rescaled.dcm": ({"RescaleSlope": 2, "RescaleIntercept": -1024},
+                         linear_window(stored * 2.0 - 1024, 2048, 1024)),
+        "sixteen_bit.dcm": ({"bits_stored": 16}, want),
+    }
+    for name, (options, expected) in cases.items():
+        path = write_dicom(tmp_path / name, stored, **window, **options)
+        image = load_image(path)
+        assert image.dtype == np.float32 and image.shape == stored.shape
+        np.testing.assert_allclose(image, expected, rtol=0, atol=ULP, err_msg=name)
+        # "off": the stored bits only, exactly what a file without a window gives
+        bits = options.get("bits_stored", 12)
+        plain = stored / (2 ** bits - 1)
+        negative = options.get("photometric") == "MONOCHROME1"
+        np.testing.assert_allclose(load_image(path, dicom_window="off"),
+                                   1 - plain if negative else plain, rtol=0, atol=ULP, err_msg=name)
+
+
+def test_dicom_sigmoid_window_and_several_windows(tmp_path):
+    stored = np.array([[1000, 2048, 3000]], np.uint16)
+    sigmoid = write_dicom(tmp_path / "sigmoid.dcm", stored, WindowCenter=2048, WindowWidth=1000,
+                          VOILUTFunction="SIGMOID")
+    np.testing.assert_allclose(load_image(sigmoid), 1 / (1 + np.exp(-4 * (stored - 2048.0) / 1000)),
+                               rtol=0, atol=1e-6)
+    several = write_dicom(tmp_path / "two.dcm", stored, WindowCenter=[2048, 500],
+                          WindowWidth=[1024, 200])  # the first pair is the primary window
+    np.testing.assert_allclose(load_image(several), linear_window(stored, 2048, 1024), atol=ULP)
+
+
+def test_dicom_voi_lut_sequence_is_preferred_to_the_window(tmp_path):
+    item = Dataset()
+    item.LUTDescriptor = [4, 10, 8]  # 4 entries, first mapped value 10, 8 bits per entry
+    item.add_new(0x00283006, "US", [0, 60, 200, 255])  # LUTData; its VR is "US or OW"
+    stored = np.array([[0, 10, 11, 12, 13, 500]], np.uint16)
+    path = write_dicom(tmp_path / "lut.dcm", stored, VOILUTSequence=Sequence([item]),
+                       WindowCenter=2048, WindowWidth=1024)
+    np.testing.assert_allclose(load_image(path), np.array([[0, 0, 60, 200, 255, 255]]) / 255,
+                               rtol=0, atol=ULP)
+
+
+def test_dicom_window_same_in_pipeline_and_through_the_spec(tmp_path):
+    stored = np.tile(np.linspace(0, 4095, 16).astype(np.uint16), (16, 1))
+    path = write_dicom(tmp_path / "w.dcm", stored, photometric="MONOCHROME1",
+                       WindowCenter=1500, WindowWidth=800)
+    for mode in ("auto", "off"):
+        ds = tf.data.Dataset.from_tensors(str(path)).map(lambda p: decode_image(p, mode))
+        assert np.array_equal(next(iter(ds)).numpy()[..., 0], load_image(path, mode)), mode
+    manifest = Manifest("csv", tmp_path, ("A",), [str(path)], ["w"], ["p"], [""], ["test"],
+                        np.zeros((1, 1)), np.ones((1, 1)))
+    batches = {}
+    for mode in ("auto", "off"):
+        spec = PreprocessingSpec(image_size=16, channels=1, mean=(0.0,), std=(1.0,),
+                                 dicom_window=mode)
+        images, _, _ = next(iter(build_dataset(manifest, spec, training=False, batch_size=1)))
+        batches[mode] = images.numpy()[0, ..., 0]
+        np.testing.assert_allclose(batches[mode], load_image(path, mode), atol=1e-6)
+    assert not np.allclose(batches["auto"], batches["off"])
+    with pytest.raises(ValueError, match="dicom_window"):
+        PreprocessingSpec(dicom_window="yes")
+
+
+def test_unusable_window_names_the_file(tmp_path):
+    path = write_dicom(tmp_path / "zero.dcm", np.zeros((2, 2), np.uint16), WindowCenter=10,
+                       WindowWidth=0)
+    with pytest.raises(ImageDecodeError, match="VOI LUT/window") as error:
+        load_image(path)
+    assert str(path) in str(error.value)
+    assert load_image(path, dicom_window="off").max() == 0

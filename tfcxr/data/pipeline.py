@@ -75,7 +75,7 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
         rows.astype(np.int64)))
     if training and not cache:
         ds = ds.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda path, *rest: (resize_image(decode_image(path), spec), *rest),
+    ds = ds.map(lambda path, *rest: (resize_image(decode_image(path, spec.dicom_window), spec), *rest),
                 num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache("" if cache is True else _cache_file(Path(cache), manifest, rows, spec))
