@@ -135,11 +135,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="The NIH sample.")
     parser.add_argument("--work", type=Path, default=None,
-                        help="Work folder (default: a temporary one, removed at the end).")
+                        help="Work folder, kept (the trained run and export are reused on a "
+                             "second call); default: a temporary one, removed at the end.")
     parser.add_argument("--sizes", type=int, nargs=2, default=[2560, 25596],
                         help="Test films of the small and the large fixture.")
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--rss-limit-gb", type=float, default=8.0,
+    parser.add_argument("--rss-limit-gb", type=float, default=6.0,
                         help="Kill an evaluate whose resident memory passes this (GiB).")
     parser.add_argument("--no-tflite", action="store_true", help="Only the Keras run.")
     parser.add_argument("--json", type=Path, default=None, help="Write the results here too.")
@@ -163,6 +164,7 @@ def benchmark(args, work: Path) -> dict:
     fixtures = {}
     for n in args.sizes:
         start = time.perf_counter()
+        shutil.rmtree(work / f"nih-{n}", ignore_errors=True)  # a kept --work folder: rebuild
         fixtures[n] = build_fixture(args.root, work / f"nih-{n}", n)
         fixtures[n]["build_s"] = round(time.perf_counter() - start, 1)
         print(f"fixture: {fixtures[n]}", flush=True)

@@ -11,7 +11,7 @@ import click
 from tfcxr import __version__
 from tfcxr.errors import TfcxrError
 
-COMMAND_MODULES = ("data", "models", "port", "train", "export", "evaluate", "explain")
+COMMAND_MODULES = ("data", "models", "port", "train", "export", "evaluate", "explain", "predict")
 
 
 class _Group(click.Group):

@@ -120,7 +120,7 @@ def decode_image(path: tf.Tensor, dicom_window: str = "auto") -> tf.Tensor:
     return image
 
 
-def find_bad_images(paths: Iterable[str | Path]) -> dict[str, str]:
+def find_bad_images(paths: Iterable[str | Path], dicom_window: str = "auto") -> dict[str, str]:
     """Map each file that cannot be decoded to the problem, reading as little as possible.
 
     A PNG/JPEG with its signature and end marker in place is accepted from its first and last
@@ -136,7 +136,7 @@ def find_bad_images(paths: Iterable[str | Path]) -> dict[str, str]:
                 f.seek(max(f.seek(0, io.SEEK_END) - _TAIL_BYTES, 0))
                 tail = f.read(_TAIL_BYTES)
             if not _is_complete_raster(head, tail):
-                load_image(path)
+                load_image(path, dicom_window)
         except ImageDecodeError as e:
             bad[path] = e.problem
         except OSError as e:
