@@ -5,18 +5,19 @@ import zlib
 
 import numpy as np
 import pytest
+from dicom_files import write_dicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom.sequence import Sequence
+from pydicom.uid import JPEGLSLossless
 
 from tfcxr.backend import tf
 from tfcxr.data.images import decode_image, find_bad_images, load_image
 from tfcxr.data.manifest import Manifest
 from tfcxr.data.pipeline import build_dataset
-from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.errors import ImageDecodeError
+from tfcxr.preprocessing import PreprocessingSpec
 
 NIH_RGBA = ["00000100_000.png", "00001369_000.png", "00002578_000.png", "00004934_000.png",
             "00005224_000.png", "00005813_000.png"]
@@ -36,28 +37,6 @@ def png_bytes(pixels: np.ndarray, color_type: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
             + chunk(b"IEND", b""))
-
-
-def write_dicom(path, stored, *, photometric="MONOCHROME2", bits_stored=12, signed=False,
-                syntax=ExplicitVRLittleEndian, pixel_data=None, **extra):
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = syntax
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = stored.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
-    ds.PixelRepresentation = int(signed)
-    for key, value in extra.items():
-        setattr(ds, key, value)
-    if pixel_data is None:
-        pixel_data = stored.astype("<i2" if signed else "<u2").tobytes()
-    ds.PixelData = pixel_data
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def decode_in_pipeline(*paths):
