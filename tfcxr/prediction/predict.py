@@ -70,7 +70,7 @@ class Predictions:
         return list(self.model["labels"])
 
     def probabilities(self) -> np.ndarray:
-        return self.table[[PROBABILITY_PREFIX + n for n in self.label_names]].to_numpy(np.float32)
+        return self.table[[PROBABILITY_PREFIX + n for n in self.label_names]].to_numpy()
 
     def to_dict(self) -> dict:
         return {"model": self.model, "thresholds": self.thresholds,
@@ -203,7 +203,7 @@ def _table(paths: list[str], probs: np.ndarray, predictor: Predictor,
     if thresholds is None:
         table["positives"] = ""
     else:
-        cut = np.array([thresholds[name] for name in names], np.float32)
+        cut = np.array([thresholds[name] for name in names], np.float64)
         table["positives"] = ["|".join(n for n, hit in zip(names, row) if hit)
                               for row in probs >= cut]
     contract = model_contract(predictor)
