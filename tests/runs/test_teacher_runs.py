@@ -7,6 +7,7 @@ so the test can tell the two apart.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from tfcxr.models import get_spec
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.runs import qat as qat_module
 from tfcxr.runs import training as training_module
+from tfcxr.runs.layout import resolve_path, store_path
 from tfcxr.runs.trained import TrainedRun
 
 SIZE = 32
@@ -95,6 +97,8 @@ def test_online_distillation_feeds_the_teacher_its_own_preprocessing(online_run,
     run, built = online_run
     (distiller,) = built
     assert PreprocessingSpec.load(run / "preprocessing.json") == STUDENT_SPEC != TEACHER_SPEC
+    stored = json.loads((run / "run.json").read_text())["teacher"]
+    assert Path(stored) == (workdir / "teacher" / "best.keras").resolve()  # not cwd-relative
     assert_teacher_sees_its_own_preprocessing(distiller, workdir, STUDENT_SPEC)
 
 
@@ -110,3 +114,13 @@ def test_qat_from_another_directory_finds_the_teacher(online_run, workdir, monke
     assert info["status"] == "complete" and info["mode"] == "online"
     (distiller,) = built
     assert_teacher_sees_its_own_preprocessing(distiller, workdir, PIXELS)
+
+
+def test_recorded_paths_are_relative_to_the_run_inside_it_and_absolute_outside(tmp_path):
+    run = tmp_path / "runs" / "kd"
+    assert store_path(run / "teacher" / "best.keras", run) == "teacher/best.keras"
+    outside = store_path(tmp_path / "probs.csv", run)
+    assert Path(outside).is_absolute()
+    moved = tmp_path / "moved"
+    assert resolve_path("teacher/best.keras", moved) == moved.resolve() / "teacher" / "best.keras"
+    assert resolve_path(outside, moved) == Path(outside)
