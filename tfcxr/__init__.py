@@ -1,8 +1,12 @@
-"""tfcxr: distil, quantize, explain and export chest X-ray classifiers for phones."""
+"""tfcxr: distil, quantize, explain and export chest X-ray classifiers for phones.
 
-__version__ = "0.1.0"
+This module is the facade: ``tfcxr.predict`` (``tfcxr.prediction.predict``) and ``__version__``.
+Modules inside tfcxr import what they need from its layers, never from here.
+"""
 
-__all__ = ["predict"]
+from tfcxr.version import __version__
+
+__all__ = ["__version__", "predict"]
 
 
 def __getattr__(name):

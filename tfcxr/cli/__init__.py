@@ -8,7 +8,7 @@ import importlib
 
 import click
 
-from tfcxr import __version__
+from tfcxr.version import __version__
 from tfcxr.errors import TfcxrError
 
 COMMAND_MODULES = ("data", "models", "port", "train", "export", "evaluate", "explain", "predict")

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-import tfcxr
 from tfcxr.errors import TfcxrError
 from tfcxr.evaluation.bootstrap import (
     CONFIDENCE, Interval, point_and_replicates, resolve_subsets, summarize)
@@ -28,6 +27,7 @@ from tfcxr.evaluation.calibration import calibration_by_label
 from tfcxr.evaluation.inputs import check_arrays, check_patient_ids
 from tfcxr.evaluation.jsonable import jsonable, nan_if_none
 from tfcxr.evaluation.operating_points import metrics_at_thresholds, youden_thresholds
+from tfcxr.version import __version__
 from tfcxr.io import write_text_atomic
 
 THRESHOLDS_FROM_THIS_DATA = "youden_j on this data"
@@ -72,7 +72,7 @@ class EvaluationReport:
     calibration_bins: int = 10
     calibration_strategy: str = "uniform"
     notes: list[str] = field(default_factory=list)
-    tfcxr_version: str = tfcxr.__version__
+    tfcxr_version: str = __version__
 
     @property
     def competition_auc(self) -> Interval | None:
