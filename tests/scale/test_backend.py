@@ -2,10 +2,10 @@
 
 import subprocess
 import sys
-
-import pytest
 import textwrap
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
