@@ -66,6 +66,11 @@ def resolve_config(config, dataset, root, options, image_size, batch_size, seed,
 
     run_config = load_run_config(config)
     data = run_config.data
+    if prepared and dataset is None:  # the prepared folder says what it holds
+        from tfcxr.data.prepared import PreparedFilms
+
+        store = PreparedFilms.load(prepared)
+        data.dataset, data.options = store.dataset, dict(store.options)
     data.prepared = prepared or data.prepared
     if dataset is not None and dataset != data.dataset:
         data.dataset, data.root, data.options = dataset, root, {}
