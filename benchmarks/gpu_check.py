@@ -29,7 +29,7 @@ from tfcxr.data.pipeline import build_dataset
 from tfcxr.data.prepare import prepare_films
 from tfcxr.data.prepared import PreparedFilms
 from tfcxr.distill import Distiller
-from tfcxr.distill.run import distill_compile_kwargs, make_optimizer
+from tfcxr.runs.training import distill_compile_kwargs, make_optimizer
 from tfcxr.models import create, get_spec
 from tfcxr.models.precision import precision_policy
 

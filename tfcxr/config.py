@@ -12,6 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from tfcxr.data.augment import AugmentConfig
+from tfcxr.data.prepared import PreparedFilms
+from tfcxr.data.readers import read_dataset
 from tfcxr.errors import ConfigError
 
 
@@ -69,20 +72,14 @@ class DataConfig:
             raise ConfigError(f"data.augment: {e}") from None
 
     def augment_config(self):
-        from tfcxr.data.augment import AugmentConfig
-
         return from_mapping(AugmentConfig, self.augment, "data.augment")
 
     def read_manifest(self, log=None):
-        from tfcxr.data.readers import read_dataset
-
         if self.prepared:
             return self._read_prepared()
         return read_dataset(self.dataset, self.root, skip_bad=self.skip_bad, log=log, **self.options)
 
     def _read_prepared(self):
-        from tfcxr.data.prepared import PreparedFilms
-
         store = PreparedFilms.load(self.prepared)
         if (store.dataset, store.options) != (self.dataset, self.options):
             raise ConfigError(f"data.prepared {self.prepared}: prepared from dataset "
