@@ -152,7 +152,8 @@ def _read_prepared(manifest, rows, store: PreparedFilms, at, spec, training, shu
                        shuffle_buffer=PREPARED_SHUFFLE_BUFFER)
     resize = store.size != spec.image_size
 
-    def film(image, i):
+    def film(pixels, i):
+        image = store.widen(pixels)
         image = resize_image(image, spec) if resize else image
         return image, tf.gather(targets, i), tf.gather(mask, i), tf.gather(index, i)
 

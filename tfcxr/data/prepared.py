@@ -79,9 +79,9 @@ class PreparedFilms:
 
     def records(self, rows: np.ndarray, position: np.ndarray, *, shuffle_seed: int | None,
                 shuffle_buffer: int = 1024, cycle_length: int = 8):
-        """``(image float32 [size, size, 1] in [0, 1], position)`` of the films of ``rows``
-        (prepared rows), where ``position`` ([prepared films], -1 for films to skip) maps a
-        prepared row to the caller's own index.
+        """``(stored pixels, position)`` of the films of ``rows`` (prepared rows), where
+        ``position`` ([prepared films], -1 for films to skip) maps a prepared row to the caller's
+        own index; ``widen`` turns the pixels into the canonical image.
 
         ``shuffle_seed`` None reads the shards in order, one after the other. Otherwise the order
         of the shards is shuffled every epoch, ``cycle_length`` of them are read at once, record by
@@ -102,14 +102,15 @@ class PreparedFilms:
         ds = ds.filter(lambda pixels, at: at >= 0)
         if shuffle_seed is not None:
             ds = ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-        return ds.map(self._widen, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds
 
-    def _widen(self, pixels, at):
+    def widen(self, pixels: tf.Tensor) -> tf.Tensor:
+        """Stored pixels (a serialized string) to float32 [size, size, 1] in [0, 1]."""
         pixels = tf.io.decode_raw(pixels, DEPTH_DTYPES[self.depth], little_endian=True)
         pixels = tf.reshape(pixels, [self.size, self.size, 1])
         if self.depth == 8:  # widened in integers, as decode_png does (a float multiply by 257
             pixels = tf.cast(pixels, tf.uint16) * 257  # would be folded into the next one)
-        return tf.cast(pixels, tf.float32) * (1.0 / 65535.0), at  # as images.py multiplies
+        return tf.cast(pixels, tf.float32) * (1.0 / 65535.0)  # as images.py multiplies
 
 
 def _parse(record, table):
