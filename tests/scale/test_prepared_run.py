@@ -31,8 +31,11 @@ def test_prepare_then_train_mixed_bfloat16(tmp_path):
     assert "training on /device:CPU:0" in result.output and "precision mixed_bfloat16" in result.output
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["precision"] == "mixed_bfloat16" and saved["jit_compile"] is False
-    assert saved["data"]["prepared"] == str(prepared) and saved["data"]["dataset"] == "nih"
+    assert saved["data"]["prepared"] == str(prepared.resolve()) and saved["data"]["dataset"] == "nih"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics[0]["loss"] == metrics[0]["loss"]  # finite, not NaN
     model = keras.models.load_model(run / "last.keras")
     assert not is_mixed(model) and model.output_shape == (None, 14)
+    from tfcxr.runs.trained import TrainedRun
+
+    assert TrainedRun.open(run).split("val").prepared == prepared.resolve()  # evaluation reads it too

@@ -71,7 +71,7 @@ def resolve_config(config, dataset, root, options, image_size, batch_size, seed,
 
         store = PreparedFilms.load(prepared)
         data.dataset, data.options = store.dataset, dict(store.options)
-    data.prepared = prepared or data.prepared
+    data.prepared = str(Path(prepared).resolve()) if prepared else data.prepared
     if dataset is not None and dataset != data.dataset:
         data.dataset, data.root, data.options = dataset, root, {}
     elif root is not None:
