@@ -7,7 +7,8 @@ check the Keras port against (``tests/models/torch_reference_ofa.py``), in a pla
 
     python benchmarks/pytorch_race.py [--image-size 224] [--batch-size 32] [--steps 10] [--json F]
 
-Rows: tfcxr float32 (graph), tfcxr with XLA (``jit_compile``), tfcxr mixed_bfloat16, and PyTorch
+Rows: tfcxr float32 (graph), tfcxr with XLA (``jit_compile``), tfcxr mixed_bfloat16 (with and
+without XLA), tfcxr mixed_float16 (a GPU setting: on a CPU it only shows that it runs), PyTorch
 float32 in NCHW and in channels_last, and PyTorch bfloat16 autocast. The ratio is PyTorch's
 best float32 time over tfcxr's best float32 time: above 1, tfcxr is faster.
 """
@@ -106,6 +107,7 @@ def main(argv=None):
         ("tfcxr float32, XLA (jit_compile)", lambda: tfcxr_rate(s, b, n, jit_compile=True)),
         ("tfcxr mixed_bfloat16", lambda: tfcxr_rate(s, b, n, "mixed_bfloat16")),
         ("tfcxr mixed_bfloat16, XLA", lambda: tfcxr_rate(s, b, n, "mixed_bfloat16", True)),
+        ("tfcxr mixed_float16 (loss scaling)", lambda: tfcxr_rate(s, b, n, "mixed_float16")),
         ("PyTorch float32 (NCHW)", lambda: torch_rate(s, b, n)),
         ("PyTorch float32, channels_last", lambda: torch_rate(s, b, n, channels_last=True)),
         ("PyTorch bfloat16 autocast", lambda: torch_rate(s, b, n, bfloat16=True)),
@@ -114,7 +116,7 @@ def main(argv=None):
         rows.append({"what": name, "films_per_s": rate})
         print(f"{name:<36} {rate:8.1f} films/s", flush=True)
     best = {k: max(r["films_per_s"] for r in rows if r["what"].startswith(k) and
-                   "bfloat16" not in r["what"]) for k in ("tfcxr", "PyTorch")}
+                   "16" not in r["what"]) for k in ("tfcxr", "PyTorch")}
     ratio = best["tfcxr"] / best["PyTorch"]
     print(f"\nfloat32: tfcxr {best['tfcxr']:.1f} vs PyTorch {best['PyTorch']:.1f} films/s: "
           f"ratio {ratio:.2f} (>= 1: tfcxr at least as fast)")
