@@ -169,8 +169,8 @@ def prepare_command(dataset, root, options, out, size, depth, shard_films, skip_
     """Decode and resize every film once into sharded TFRecords, for fast training.
 
     Rerun the same command to finish an interrupted preparation. Train on the result with
-    `data: {prepared: OUT}` in the run config, or --prepared OUT, with the same --dataset and
-    reader options.
+    `tfcxr distill --prepared OUT` (or `data: {prepared: OUT}` in the run config, with the same
+    dataset and reader options); evaluation of such a run reads the prepared films too.
     """
     from tqdm import tqdm
 
