@@ -78,8 +78,9 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
     if drop_remainder and len(rows) < batch_size:
         raise DatasetError(manifest.root, f"{len(rows)} images make no full batch of {batch_size} "
                                           "(lower batch_size or pass drop_remainder=False)")
+    widen = None  # prepared films at the model's size: widened after batching
     if prepared:
-        ds = _read_prepared(manifest, *prepared, spec, training, shuffle_seed)
+        ds, widen = _read_prepared(manifest, *prepared, spec, training, shuffle_seed)
         cache = False
     else:
         ds = _read_files(manifest, rows, spec, training, shuffle_seed, cache)
@@ -89,6 +90,8 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
             ds = ds.shuffle(min(len(rows), CACHED_SHUFFLE_BUFFER), seed=shuffle_seed,
                             reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if widen is not None:
+        ds = ds.map(lambda pixels, *rest: (widen(pixels), *rest), num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
         # One int64 per batch, a new stream every epoch, the streams fixed by the seed.
         draws = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
@@ -150,14 +153,16 @@ def _read_prepared(manifest, rows, store: PreparedFilms, at, spec, training, shu
     index = tf.constant(rows.astype(np.int64))
     ds = store.records(at, position, shuffle_seed=shuffle_seed if training else None,
                        shuffle_buffer=PREPARED_SHUFFLE_BUFFER)
-    resize = store.size != spec.image_size
+    if store.size != spec.image_size:
+        def film(pixels, i):
+            image = resize_image(store.widen(pixels), spec)
+            return image, tf.gather(targets, i), tf.gather(mask, i), tf.gather(index, i)
 
-    def film(pixels, i):
-        image = store.widen(pixels)
-        image = resize_image(image, spec) if resize else image
-        return image, tf.gather(targets, i), tf.gather(mask, i), tf.gather(index, i)
-
-    return ds.map(film, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(film, num_parallel_calls=tf.data.AUTOTUNE), None
+    # At the model's size the films need no resize: widen them a batch at a time, after batching.
+    return (ds.map(lambda pixels, i: (pixels, tf.gather(targets, i), tf.gather(mask, i),
+                                      tf.gather(index, i)), num_parallel_calls=tf.data.AUTOTUNE),
+            store.widen)
 
 
 def resize_image(image: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:

@@ -105,9 +105,10 @@ class PreparedFilms:
         return ds
 
     def widen(self, pixels: tf.Tensor) -> tf.Tensor:
-        """Stored pixels (a serialized string) to float32 [size, size, 1] in [0, 1]."""
-        pixels = tf.io.decode_raw(pixels, DEPTH_DTYPES[self.depth], little_endian=True)
-        pixels = tf.reshape(pixels, [self.size, self.size, 1])
+        """Stored pixels (serialized strings of any shape [...]) to float32 [..., size, size, 1]
+        in [0, 1]."""
+        flat = tf.io.decode_raw(pixels, DEPTH_DTYPES[self.depth], little_endian=True)
+        pixels = tf.reshape(flat, tf.concat([tf.shape(flat)[:-1], [self.size, self.size, 1]], 0))
         if self.depth == 8:  # widened in integers, as decode_png does (a float multiply by 257
             pixels = tf.cast(pixels, tf.uint16) * 257  # would be folded into the next one)
         return tf.cast(pixels, tf.float32) * (1.0 / 65535.0)  # as images.py multiplies
