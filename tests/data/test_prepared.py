@@ -100,3 +100,14 @@ def test_incomplete_folder_and_unprepared_films_are_clear_errors(sample, prepare
     other.prepared = prepared_native.root
     with pytest.raises(DatasetError, match="4 of 4 films were not prepared"):
         images(other)
+
+
+def test_config_reads_prepared_folder_and_refuses_other_reader_options(prepared_native):
+    from tfcxr.config import DataConfig
+    from tfcxr.errors import ConfigError
+
+    root = str(prepared_native.root)
+    manifest = DataConfig(dataset="nih", prepared=root, options={}).read_manifest()
+    assert manifest.prepared == prepared_native.root and len(manifest) == 120
+    with pytest.raises(ConfigError, match="prepared from dataset 'nih'.*prepare it again"):
+        DataConfig(dataset="nih", prepared=root, options={"views": ["PA"]}).read_manifest()
