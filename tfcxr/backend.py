@@ -19,6 +19,8 @@ import contextlib
 import os
 import sys
 
+from tfcxr.errors import ConfigError  # imports no TensorFlow
+
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -80,7 +82,7 @@ def start_devices(memory_growth: bool = False, visible_gpus: list[int] | None = 
         if visible_gpus is not None:
             unknown = sorted(set(visible_gpus) - set(range(len(gpus))))
             if unknown:
-                raise ValueError(f"visible GPU(s) {unknown} not found; this machine has {len(gpus)}")
+                raise ConfigError(f"visible GPU(s) {unknown} not found; this machine has {len(gpus)}")
             tf.config.set_visible_devices([gpus[i] for i in visible_gpus], "GPU")
             gpus = [gpus[i] for i in visible_gpus]
         for gpu in gpus:
@@ -90,10 +92,10 @@ def start_devices(memory_growth: bool = False, visible_gpus: list[int] | None = 
     else:
         visible = tf.config.get_visible_devices("GPU")
         if visible_gpus is not None and len(visible) != len(visible_gpus):
-            raise RuntimeError(f"TensorFlow's devices already started with {len(visible)} GPU(s) "
+            raise ConfigError(f"TensorFlow's devices already started with {len(visible)} GPU(s) "
                                f"visible; cannot make {visible_gpus} visible now")
         if any(tf.config.experimental.get_memory_growth(g) != memory_growth for g in visible):
-            raise RuntimeError("TensorFlow's devices already started with another memory growth "
+            raise ConfigError("TensorFlow's devices already started with another memory growth "
                                "setting; set it before the first TensorFlow op")
     return [d.name for d in tf.config.list_logical_devices()]
 

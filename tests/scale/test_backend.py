@@ -39,5 +39,7 @@ def test_start_devices_refuses_settings_it_can_no_longer_apply():
     names = start_devices()
     assert any("CPU" in n for n in names)
 
-    with pytest.raises((RuntimeError, ValueError)):
+    from tfcxr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="visible GPU|already started"):
         start_devices(visible_gpus=list(range(gpus + 1)))
