@@ -78,9 +78,9 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
     if drop_remainder and len(rows) < batch_size:
         raise DatasetError(manifest.root, f"{len(rows)} images make no full batch of {batch_size} "
                                           "(lower batch_size or pass drop_remainder=False)")
-    widen = None  # prepared films at the model's size: widened after batching
+    after_batch = None  # prepared films at the model's size: decoded after batching
     if prepared:
-        ds, widen = _read_prepared(manifest, *prepared, spec, training, shuffle_seed)
+        ds, after_batch = _read_prepared(manifest, *prepared, spec, training, shuffle_seed)
         cache = False
     else:
         ds = _read_files(manifest, rows, spec, training, shuffle_seed, cache)
@@ -90,8 +90,8 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
             ds = ds.shuffle(min(len(rows), CACHED_SHUFFLE_BUFFER), seed=shuffle_seed,
                             reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if widen is not None:
-        ds = ds.map(lambda pixels, *rest: (widen(pixels), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+    if after_batch is not None:
+        ds = ds.map(after_batch, num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
         # One int64 per batch, a new stream every epoch, the streams fixed by the seed.
         draws = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
@@ -159,10 +159,12 @@ def _read_prepared(manifest, rows, store: PreparedFilms, at, spec, training, shu
             return image, tf.gather(targets, i), tf.gather(mask, i), tf.gather(index, i)
 
         return ds.map(film, num_parallel_calls=tf.data.AUTOTUNE), None
-    # At the model's size the films need no resize: widen them a batch at a time, after batching.
-    return (ds.map(lambda pixels, i: (pixels, tf.gather(targets, i), tf.gather(mask, i),
-                                      tf.gather(index, i)), num_parallel_calls=tf.data.AUTOTUNE),
-            store.widen)
+    # At the model's size the films need no resize: widen them and look up their labels a batch
+    # at a time, after batching.
+    def batch_of_films(pixels, i):
+        return store.widen(pixels), tf.gather(targets, i), tf.gather(mask, i), tf.gather(index, i)
+
+    return ds, batch_of_films
 
 
 def resize_image(image: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:
