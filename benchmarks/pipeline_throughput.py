@@ -10,6 +10,9 @@ training step's.
 The sample's PNGs are 256 x 256; full-size NIH films are 1024 x 1024, 16 times the pixels to
 decode. The ``1024px source`` row decodes upscaled copies of sample images written to a temporary
 folder, as a stand-in for that cost (smoother than real films, so if anything optimistic).
+The ``prepared`` rows read the sample from shards written by ``tfcxr data prepare`` (8-bit, at
+the training size and at 256 px, resized on the fly): no PNG decoding at all, so their rate does
+not depend on the size of the source films.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from tfcxr import models
 from tfcxr.backend import keras, tf
 from tfcxr.data.augment import AugmentConfig
 from tfcxr.data.pipeline import build_dataset
+from tfcxr.data.prepare import prepare_films
+from tfcxr.data.prepared import PreparedFilms
 from tfcxr.data.readers.nih import read_nih
 from tfcxr.preprocessing import PreprocessingSpec
 
@@ -36,10 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "nih-sample"
 
 
-def pipeline_rate(manifest, spec, batch_size, cache, epochs) -> tuple[float, float]:
+def pipeline_rate(manifest, spec, batch_size, cache, epochs, augment=True) -> tuple[float, float]:
     """(first-epoch images/s, later-epoch images/s): the first pass fills a cache and warms up."""
     ds = build_dataset(manifest, spec, training=True, batch_size=batch_size,
-                       augment=AugmentConfig(), cache=cache)
+                       augment=AugmentConfig() if augment else None, cache=cache)
     rates = []
     for _ in range(epochs):
         start, count = time.perf_counter(), 0
@@ -87,6 +92,18 @@ def measure(manifest, args) -> tuple[str, list[dict]]:
         model, rate = training_rate(size, args.batch_size, manifest.num_classes, batch,
                                     args.train_steps)
         results.append({"size": size, "what": "training step", "images_per_s": rate})
+    with tempfile.TemporaryDirectory() as folder:
+        size = args.sizes[0]
+        spec = PreprocessingSpec(image_size=size)
+        for stored in sorted({size, 256}):
+            prepared = PreparedFilms.load(prepare_films(manifest, Path(folder) / str(stored),
+                                                        size=stored, shard_films=128)).manifest()
+            for augment in (True, False):
+                first, steady = pipeline_rate(prepared, spec, args.batch_size, False, args.epochs,
+                                              augment)
+                results.append({"size": size, "what": f"prepared {stored}px shards"
+                                + ("" if augment else ", no augment"),
+                                "first_epoch": first, "images_per_s": steady})
     if args.full_size:
         with tempfile.TemporaryDirectory() as folder:
             copies = full_size_copies(manifest, args.full_size, Path(folder))

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from tfcxr.data.augment import AugmentConfig
+from tfcxr.data.prepared import PreparedFilms
 from tfcxr.data.readers import read_dataset
 from tfcxr.errors import ConfigError
 
@@ -46,6 +47,8 @@ class DataConfig:
 
     ``root: null`` with ``dataset: demo`` uses the embedded synthetic dataset. ``options`` go to the
     dataset's reader (e.g. ``policy`` for CheXpert, ``labels`` for PadChest, ``val_fraction``).
+    ``prepared``: a folder written by ``tfcxr data prepare`` from this dataset and options; the
+    manifest and the films are then read from it (the original files are not needed).
     """
 
     dataset: str = "demo"
@@ -56,9 +59,10 @@ class DataConfig:
     cache: bool | str = False
     augment: dict = field(default_factory=dict)
     skip_bad: bool = False
+    prepared: str | None = None
 
     def __post_init__(self):
-        if self.dataset != "demo" and not self.root:
+        if self.dataset != "demo" and not self.root and not self.prepared:
             raise ConfigError(f"data.root is required for dataset {self.dataset!r}")
         if self.batch_size < 1 or self.image_size < 8:
             raise ConfigError("data.batch_size must be >= 1 and data.image_size >= 8")
@@ -71,7 +75,17 @@ class DataConfig:
         return from_mapping(AugmentConfig, self.augment, "data.augment")
 
     def read_manifest(self, log=None):
+        if self.prepared:
+            return self._read_prepared()
         return read_dataset(self.dataset, self.root, skip_bad=self.skip_bad, log=log, **self.options)
+
+    def _read_prepared(self):
+        store = PreparedFilms.load(self.prepared)
+        if (store.dataset, store.options) != (self.dataset, self.options):
+            raise ConfigError(f"data.prepared {self.prepared}: prepared from dataset "
+                              f"{store.dataset!r} with options {store.options}, but the config "
+                              f"reads {self.dataset!r} with {self.options}; prepare it again")
+        return store.manifest()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -130,6 +144,9 @@ class DistillConfig:
             raise ConfigError("distill: alpha must be in [0, 1] and temperature > 0")
 
 
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
 @dataclass
 class RunConfig:
     """Everything a run needs; written next to what it produces as ``config.yaml``."""
@@ -143,8 +160,16 @@ class RunConfig:
     qat: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=2, learning_rate=1e-4, schedule="constant"))
     strategy: str = "auto"  # auto (TF_CONFIG -> multi_worker, >1 GPU -> mirrored) | default | mirrored | multi_worker
+    # Keras mixed precision: float32 | mixed_float16 (GPUs; the loss is scaled) | mixed_bfloat16.
+    # Logits and losses stay float32, and so do exported models.
+    precision: str = "float32"
+    jit_compile: bool = False  # XLA-compile the training step
+    memory_growth: bool = False  # GPUs take memory as needed instead of all of it at start
+    visible_gpus: list[int] | None = None  # GPU indices to train on (null: all)
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.strategy not in ("auto", "default", "mirrored", "multi_worker"):
             raise ConfigError(f"strategy must be auto, default, mirrored or multi_worker, got {self.strategy!r}")
 

@@ -150,3 +150,42 @@ def preview_command(dataset, root, options, config, split, count, no_augment, ou
     augment = None if no_augment or split != "train" else data_config.augment_config()
     path = preview_batch(manifest, spec, out, count=count, augment=augment)
     click.echo(f"wrote {path}")
+
+
+@data.command("prepare")
+@dataset_option
+@root_option
+@reader_options
+@click.option("--out", "-O", required=True, type=click.Path(file_okay=False),
+              help="Folder for the shards, manifest.csv and prepared.json.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(8),
+              help="Film size in pixels (at least the model's image_size; equal is fastest).")
+@click.option("--depth", default="auto", show_default=True, type=click.Choice(["auto", "8", "16"]),
+              help="Bits per pixel stored; auto: 16 if any file holds more than 8 bits.")
+@click.option("--shard-films", default=1024, show_default=True, type=click.IntRange(1),
+              help="Films per shard file.")
+@click.option("--skip-bad", is_flag=True, help="Drop films that cannot be read instead of failing.")
+def prepare_command(dataset, root, options, out, size, depth, shard_films, skip_bad):
+    """Decode and resize every film once into sharded TFRecords, for fast training.
+
+    Rerun the same command to finish an interrupted preparation. Train on the result with
+    `tfcxr distill --prepared OUT` (or `data: {prepared: OUT}` in the run config, with the same
+    dataset and reader options); evaluation of such a run reads the prepared films too.
+    """
+    from tqdm import tqdm
+
+    from tfcxr.data.prepare import prepare_films
+    from tfcxr.data.readers import read_dataset
+
+    reader_kwargs = parse_options(options)
+    manifest = read_dataset(dataset, root, skip_bad=skip_bad, **reader_kwargs)
+    if skip_bad:
+        from tfcxr.data.images import find_bad_images
+
+        bad = find_bad_images(manifest.paths)
+        manifest = manifest.select([p not in bad for p in manifest.paths])
+    path = prepare_films(manifest, out, size=size, depth=depth if depth == "auto" else int(depth),
+                         options=reader_kwargs, shard_films=shard_films,
+                         progress=lambda it: tqdm(it, total=len(manifest), desc="preparing films",
+                                                  unit="film", disable=None))
+    click.echo(f"prepared {len(manifest)} films at {size} px in {path}")

@@ -26,6 +26,8 @@ def data_options(fn):
         click.option("--image-size", type=click.IntRange(16), default=None, help="Override data.image_size."),
         click.option("--batch-size", type=click.IntRange(1), default=None, help="Override data.batch_size."),
         click.option("--seed", type=int, default=None, help="Override the config's seed."),
+        click.option("--prepared", type=click.Path(file_okay=False, exists=True), default=None,
+                     help="Read films prepared by `tfcxr data prepare` (overrides data.prepared)."),
         click.option("--quiet", "-q", is_flag=True, help="No per-step progress bar (one line per epoch)."),
     ]
     for option in reversed(options):
@@ -33,11 +35,43 @@ def data_options(fn):
     return fn
 
 
-def resolve_config(config, dataset, root, options, image_size, batch_size, seed):
+def run_options(fn):
+    """How a training run uses the hardware (override the config's top-level keys)."""
+    from tfcxr.config import PRECISIONS
+
+    options = [
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help="Override precision: mixed_float16 on GPUs, mixed_bfloat16 on recent CPUs/TPUs."),
+        click.option("--jit-compile/--no-jit-compile", default=None,
+                     help="XLA-compile the training step (overrides jit_compile)."),
+        click.option("--memory-growth/--no-memory-growth", default=None,
+                     help="GPUs take memory as needed (overrides memory_growth)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def apply_run_options(run_config, precision, jit_compile, memory_growth):
+    for key, value in (("precision", precision), ("jit_compile", jit_compile),
+                       ("memory_growth", memory_growth)):
+        if value is not None:
+            setattr(run_config, key, value)
+    run_config.__post_init__()
+    return run_config
+
+
+def resolve_config(config, dataset, root, options, image_size, batch_size, seed, prepared=None):
     from tfcxr.config import load_run_config
 
     run_config = load_run_config(config)
     data = run_config.data
+    if prepared and dataset is None:  # the prepared folder says what it holds
+        from tfcxr.data.prepared import PreparedFilms
+
+        store = PreparedFilms.load(prepared)
+        data.dataset, data.options = store.dataset, dict(store.options)
+    data.prepared = str(Path(prepared).resolve()) if prepared else data.prepared
     if dataset is not None and dataset != data.dataset:
         data.dataset, data.root, data.options = dataset, root, {}
     elif root is not None:
@@ -76,12 +110,16 @@ def report(result, what: str) -> None:
 @data_options
 @click.option("--out", "-O", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/teacher-<name>-<dataset>; rerun to resume).")
+@run_options
 def train_teacher_command(teacher, teacher_weights, config, dataset, root, options, epochs,
-                          image_size, batch_size, seed, quiet, out):
+                          image_size, batch_size, seed, prepared, quiet, out, precision,
+                          jit_compile, memory_growth):
     """Train a teacher with masked binary cross-entropy."""
     from tfcxr.runs.training import train_teacher
 
-    run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed)
+    run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed,
+                                prepared)
+    apply_run_options(run_config, precision, jit_compile, memory_growth)
     run_config.teacher.name = teacher or run_config.teacher.name
     run_config.teacher.weights = teacher_weights or run_config.teacher.weights
     run_config.teacher.train.epochs = epochs or run_config.teacher.train.epochs
@@ -104,14 +142,18 @@ def train_teacher_command(teacher, teacher_weights, config, dataset, root, optio
 @data_options
 @click.option("--out", "-O", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/distill-<teacher>-<student>-<dataset>; rerun to resume).")
+@run_options
 def distill_command(teacher, teacher_weights, teacher_predictions, student, student_only, qat, config,
-                    dataset, root, options, epochs, image_size, batch_size, seed, quiet, out):
+                    dataset, root, options, epochs, image_size, batch_size, seed, prepared, quiet,
+                    out, precision, jit_compile, memory_growth):
     """Distil a compact student from a frozen teacher (online, offline, or no teacher)."""
     from tfcxr.runs.training import distill_with_teacher_first
 
     if sum(map(bool, (teacher_weights, teacher_predictions, student_only))) > 1:
         raise click.UsageError("use only one of --teacher-weights, --teacher-predictions, --student-only")
-    run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed)
+    run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed,
+                                prepared)
+    apply_run_options(run_config, precision, jit_compile, memory_growth)
     run_config.teacher.name = teacher or run_config.teacher.name
     run_config.student.name = student or run_config.student.name
     run_config.student.train.epochs = epochs or run_config.student.train.epochs
@@ -144,12 +186,13 @@ def distill_command(teacher, teacher_weights, teacher_predictions, student, stud
 @click.option("--out", "-O", required=True, type=click.Path(dir_okay=False),
               help="CSV of per-image logits (image_id, logit_<Label>...).")
 def teacher_predict_command(model_path, config, dataset, root, options, epochs, image_size,
-                            batch_size, seed, quiet, out):
+                            batch_size, seed, prepared, quiet, out):
     """Write a teacher's per-image logits once, for offline distillation (--teacher-predictions)."""
     from tfcxr.distill.teacher_predictions import predict_logits, write_teacher_logits
     from tfcxr.runs.training import load_teacher
 
-    run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed)
+    run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed,
+                                prepared)
     manifest = run_config.data.read_manifest()
     model, spec = load_teacher(model_path, run_config, manifest.num_classes,
                                run_config.data.image_size)

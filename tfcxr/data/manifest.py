@@ -38,6 +38,7 @@ class Manifest:
     targets: np.ndarray  # float32 [N, C] in {0, 1}
     mask: np.ndarray  # float32 [N, C] in {0, 1}; targets are 0 wherever mask is 0
     notes: list[str] = field(default_factory=list)  # what the reader did (filters, policies)
+    prepared: Path | None = None  # a folder of prepared films (tfcxr.data.prepared) holding these
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -68,7 +69,7 @@ class Manifest:
         return Manifest(
             self.dataset, self.root, self.label_names, self.paths[index], self.image_ids[index],
             self.patient_ids[index], self.views[index], self.splits[index], self.targets[index],
-            self.mask[index], list(self.notes),
+            self.mask[index], list(self.notes), self.prepared,
         )
 
     def split(self, name: str) -> "Manifest":

@@ -15,6 +15,14 @@ With ``include_index=True`` the first element becomes ``(images, index)``, where
 int64 manifest row of each image, so a caller can join per-image extras (teacher logits, ids)
 whatever the shuffle order.
 
+A manifest with ``prepared`` set (``tfcxr data prepare``; ``data.prepared`` in a config) is read
+from its prepared shards instead of the original files: decoded and resized to the prepared size
+once, they enter this pipeline at the resize (skipped when the sizes match), so everything after
+it is the same; ``cache`` is ignored (the shards are the cache). Training reads several shards at
+once, in an order shuffled every epoch, through a shuffle buffer of ``PREPARED_SHUFFLE_BUFFER``
+films. Evaluation reads them in order, which is the manifest's order for any subset of a prepared
+manifest; a manifest in another order (or with a film twice) is decoded from the originals.
+
 Randomness is seeded by ``shuffle_seed`` and nothing else in tfcxr (TensorFlow's global seed, if
 a caller sets one, also enters): the same seed gives the same order and the same augmentation,
 epoch by epoch, and each epoch differs from the one before.
@@ -33,6 +41,7 @@ from tfcxr.backend import tf
 from tfcxr.data.augment import AugmentConfig, augment_images
 from tfcxr.data.images import decode_image, find_bad_images
 from tfcxr.data.manifest import Manifest
+from tfcxr.data.prepared import PreparedFilms
 from tfcxr.errors import DatasetError
 from tfcxr.preprocessing import PreprocessingSpec
 
@@ -41,6 +50,7 @@ log = logging.getLogger("tfcxr.data")
 # With a cache, shuffling happens on decoded images, which a buffer holds in memory; rows are
 # permuted once by the seed before caching, so this buffer only has to mix neighbours.
 CACHED_SHUFFLE_BUFFER = 2048
+PREPARED_SHUFFLE_BUFFER = 1024
 
 
 def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool, batch_size: int,
@@ -62,27 +72,26 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rows = _usable_rows(manifest, skip_bad)
+    prepared = _prepared_rows(manifest, training, skip_bad)
+    rows = prepared[0] if prepared else _usable_rows(manifest, skip_bad)
     drop_remainder = training if drop_remainder is None else drop_remainder
     if drop_remainder and len(rows) < batch_size:
         raise DatasetError(manifest.root, f"{len(rows)} images make no full batch of {batch_size} "
                                           "(lower batch_size or pass drop_remainder=False)")
-    if training and cache:
-        rows = np.random.default_rng(shuffle_seed).permutation(rows)
-
-    ds = tf.data.Dataset.from_tensor_slices((
-        manifest.paths[rows].astype(str), manifest.targets[rows], manifest.mask[rows],
-        rows.astype(np.int64)))
-    if training and not cache:
-        ds = ds.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda path, *rest: (resize_image(decode_image(path, spec.dicom_window), spec), *rest),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    after_batch = None  # prepared films at the model's size: decoded after batching
+    if prepared:
+        ds, after_batch = _read_prepared(manifest, *prepared, spec, training, shuffle_seed)
+        cache = False
+    else:
+        ds = _read_files(manifest, rows, spec, training, shuffle_seed, cache)
     if cache:
         ds = ds.cache("" if cache is True else _cache_file(Path(cache), manifest, rows, spec))
         if training:
             ds = ds.shuffle(min(len(rows), CACHED_SHUFFLE_BUFFER), seed=shuffle_seed,
                             reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if after_batch is not None:
+        ds = ds.map(after_batch, num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
         # One int64 per batch, a new stream every epoch, the streams fixed by the seed.
         draws = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
@@ -99,6 +108,63 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
         return ((images, index) if include_index else images), labels, mask
 
     return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _read_files(manifest, rows, spec, training, shuffle_seed, cache):
+    if training and cache:
+        rows = np.random.default_rng(shuffle_seed).permutation(rows)
+    ds = tf.data.Dataset.from_tensor_slices((
+        manifest.paths[rows].astype(str), manifest.targets[rows], manifest.mask[rows],
+        rows.astype(np.int64)))
+    if training and not cache:
+        ds = ds.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.map(lambda path, *rest: (resize_image(decode_image(path, spec.dicom_window), spec), *rest),
+                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _prepared_rows(manifest: Manifest, training: bool, skip_bad: bool):
+    """``(rows, store, prepared rows)`` to read from prepared shards, or None to decode files."""
+    if manifest.prepared is None:
+        return None
+    store = PreparedFilms.load(manifest.prepared)
+    rows = np.arange(len(manifest))
+    at = store.rows_of(manifest.paths)
+    if (at < 0).any():
+        missing = manifest.paths[at < 0]
+        if not skip_bad:
+            raise DatasetError(store.root, f"{len(missing)} of {len(manifest)} films were not "
+                                           f"prepared (e.g. {missing[0]}); prepare them again")
+        log.warning("skipped %d of %d films not in the prepared data %s", len(missing),
+                    len(manifest), store.root)
+        rows, at = rows[at >= 0], at[at >= 0]
+    if not len(rows):
+        raise DatasetError(manifest.root, f"no images to build a {manifest.dataset!r} dataset from")
+    if len(np.unique(at)) != len(at) or (not training and (np.diff(at) < 0).any()):
+        log.warning("%s: rows repeat or are out of the prepared order; decoding the original files",
+                    store.root)
+        return None
+    return rows, store, at
+
+
+def _read_prepared(manifest, rows, store: PreparedFilms, at, spec, training, shuffle_seed):
+    position = np.full(store.films, -1)
+    position[at] = np.arange(len(rows))
+    targets, mask = tf.constant(manifest.targets[rows]), tf.constant(manifest.mask[rows])
+    index = tf.constant(rows.astype(np.int64))
+    ds = store.records(at, position, shuffle_seed=shuffle_seed if training else None,
+                       shuffle_buffer=PREPARED_SHUFFLE_BUFFER)
+    if store.size != spec.image_size:
+        def film(pixels, i):
+            image = resize_image(store.widen(pixels), spec)
+            return image, tf.gather(targets, i), tf.gather(mask, i), tf.gather(index, i)
+
+        return ds.map(film, num_parallel_calls=tf.data.AUTOTUNE), None
+    # At the model's size the films need no resize: widen them and look up their labels a batch
+    # at a time, after batching.
+    def batch_of_films(pixels, i):
+        return store.widen(pixels), tf.gather(targets, i), tf.gather(mask, i), tf.gather(index, i)
+
+    return ds, batch_of_films
 
 
 def resize_image(image: tf.Tensor, spec: PreprocessingSpec) -> tf.Tensor:

@@ -23,6 +23,11 @@ replicas; a plain division by the number of replicas would be exact only for eve
 slices. This assumes a custom ``student_loss_fn`` is, like the built-ins, a mean over unmasked
 cells and a custom ``distillation_loss_fn`` a mean over images. BatchNormalization still
 normalises with per-replica batch statistics, as it does in any Keras model.
+
+Under a mixed precision policy the student (and teacher) compute in float16 or bfloat16 but
+their ``logits`` layers output float32, so the losses are float32. Under ``mixed_float16``
+``compile`` wraps the optimizer in a ``LossScaleOptimizer``; ``train_step`` then scales the loss
+before differentiating and unscales the gradients, so small float16 gradients do not flush to 0.
 """
 
 from __future__ import annotations
@@ -97,8 +102,13 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             student_logits = self.student(_images(x), training=True)
             loss, reported, images = self._compute_losses(x, labels, mask, student_logits)
+            scaled = (self.optimizer.get_scaled_loss(loss) if _scales_loss(self.optimizer)
+                      else loss)
         variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        gradients = tape.gradient(scaled, variables)
+        if _scales_loss(self.optimizer):
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.optimizer.apply_gradients(zip(gradients, variables))
         return self._update_metrics(reported, images, labels, mask, student_logits)
 
     def test_step(self, data):
@@ -154,6 +164,11 @@ class Distiller(keras.Model):
             tracker.update_state(reported[tracker.name], sample_weight=images)
         self.compiled_metrics.update_state(labels, tf.sigmoid(student_logits), sample_weight=mask)
         return self.get_metrics_result()
+
+
+def _scales_loss(optimizer) -> bool:
+    """A LossScaleOptimizer (which ``compile`` wraps around the optimizer under mixed_float16)."""
+    return isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
 
 
 def _unpack(data):

@@ -100,7 +100,7 @@ def build_densenet(*, growth_rate: int, block_config: tuple[int, ...], num_init_
     x = _bn("bn")(x)
     x = layers.Activation("relu", name=GRADCAM_LAYER)(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+    logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name=name)
 
 

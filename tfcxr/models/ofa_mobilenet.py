@@ -168,7 +168,7 @@ def build_ofa_mobilenet(arch: OFAArch, num_classes: int, input_shape: tuple[int,
     x = keras.layers.Flatten(name="flatten")(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

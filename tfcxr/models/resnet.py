@@ -45,5 +45,5 @@ def resnet50(num_classes: int, input_shape, weights_imagenet: str | Path | None 
     except ValueError as e:
         raise TfcxrError(f"{weights_imagenet}: not a ResNet50 notop weights file: {e}") from None
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name="resnet50")

@@ -89,7 +89,7 @@ def build_vit(*, dim: int, depth: int, num_heads: int, mlp_ratio: int, num_class
     x = layers.Cropping1D((1, 0), name="drop_class_token")(x)
     x = layers.Reshape((*grid, dim), name=GRADCAM_LAYER)(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+    logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name=name)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from tfcxr.backend import keras
 from tfcxr.config import RunConfig, load_yaml
 from tfcxr.data.manifest import Manifest
+from tfcxr.data.prepared import INFO_FILE as PREPARED_INFO
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.runs.layout import (CONFIG, MANIFEST, PREPROCESSING, QAT_DIR, QAT_SUFFIX, REQUIRED,
                                RunError, read_info, resolve_path, run_is_complete, trained_model)
@@ -56,6 +57,9 @@ class TrainedRun:
             raise RunError(f"{path}: the run has not finished; rerun its command to resume it")
         config = RunConfig.from_dict(load_yaml(path / CONFIG), str(path / CONFIG))
         manifest = Manifest.load_csv(path / MANIFEST, config.data.dataset)
+        prepared = Path(config.data.prepared or "")
+        if config.data.prepared and (prepared / PREPARED_INFO).is_file():
+            manifest.prepared = prepared.resolve()  # evaluate / QAT read the prepared films too
         return cls(path, config, manifest, PreprocessingSpec.load(path / PREPROCESSING),
                    read_info(path))
 

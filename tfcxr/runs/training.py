@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcxr.backend import keras, tf
+from tfcxr.backend import keras, start_devices, tf
 from tfcxr.config import RunConfig, TrainConfig
 from tfcxr.data.manifest import Manifest
 from tfcxr.data.pipeline import build_dataset
@@ -33,6 +33,7 @@ from tfcxr.io import write_text_atomic
 from tfcxr.metrics import AUCCallback
 from tfcxr.models import create, get_spec
 from tfcxr.models.app_model import renormalized
+from tfcxr.models.precision import precision_policy
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.runs.layout import (BACKUP_DIR, KERAS_SUFFIX, METRICS_CSV, METRICS_JSON, TEACHER_DIR,
                                TENSORBOARD_DIR, RunError, model_preprocessing, run_is_complete,
@@ -90,15 +91,29 @@ def datasets(config: RunConfig, manifest: Manifest, spec: PreprocessingSpec, tea
     return out["train"], out["val"]
 
 
+def start(config: RunConfig, verbose: int) -> tf.distribute.Strategy:
+    """Start the devices with the config's settings, say what the run trains on, and pick the
+    distribution strategy."""
+    devices = start_devices(config.memory_growth, config.visible_gpus)
+    strategy = resolve_strategy(config.strategy)
+    if verbose:
+        print(f"training on {', '.join(devices)} ({type(strategy).__name__}, "
+              f"{strategy.num_replicas_in_sync} replica(s)); precision {config.precision}, "
+              f"jit_compile {config.jit_compile}", flush=True)
+    return strategy
+
+
 def fit(run: RunDirectory, distiller_factory, train_cfg: TrainConfig, train_ds, val_ds,
         label_names, strategy, compile_kwargs: dict, verbose: int,
-        saver: SaveModel | None = None) -> RunResult:
-    """Fit the Distiller ``distiller_factory()`` builds, with checkpoints, logs and a backup,
-    and mark the run complete."""
+        saver: SaveModel | None = None, precision: str = "float32",
+        jit_compile: bool = False) -> RunResult:
+    """Fit the Distiller ``distiller_factory()`` builds (under the dtype policy ``precision``),
+    with checkpoints, logs and a backup, and mark the run complete."""
     steps = int(train_ds.cardinality())
-    with strategy.scope():
+    with strategy.scope(), precision_policy(precision):
         distiller = distiller_factory()
-        distiller.compile(optimizer=make_optimizer(train_cfg, steps), **compile_kwargs)
+        distiller.compile(optimizer=make_optimizer(train_cfg, steps), jit_compile=jit_compile,
+                          **compile_kwargs)
         # BackupAndRestore can only restore into a built model: build it on a zero batch.
         distiller(tf.nest.map_structure(lambda s: tf.zeros([1, *s.shape[1:]], s.dtype),
                                         train_ds.element_spec[0]))
@@ -172,7 +187,7 @@ def train_teacher(config: RunConfig, out: str | Path, verbose: int = 1) -> RunRe
     manifest, spec = prepare(config, config.teacher.name)
     run.record_inputs("teacher", config, manifest, spec, model=config.teacher.name)
     train_ds, val_ds = datasets(config, manifest, spec)
-    strategy = resolve_strategy(config.strategy)
+    strategy = start(config, verbose)
 
     def factory():
         model = create(config.teacher.name, num_classes=manifest.num_classes,
@@ -180,7 +195,8 @@ def train_teacher(config: RunConfig, out: str | Path, verbose: int = 1) -> RunRe
         return Distiller(model)
 
     return fit(run, factory, config.teacher.train, train_ds, val_ds, manifest.label_names,
-               strategy, {"student_loss_fn": "bce", "alpha": 1.0}, verbose)
+               strategy, {"student_loss_fn": "bce", "alpha": 1.0}, verbose,
+               precision=config.precision, jit_compile=config.jit_compile)
 
 
 def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | None = None,
@@ -198,7 +214,7 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
                       teacher=store_path(teacher_ref, run.path) if teacher_ref else "")
     logits = align_teacher_logits(manifest, teacher_predictions) if teacher_predictions else None
     train_ds, val_ds = datasets(config, manifest, spec, logits)
-    strategy = resolve_strategy(config.strategy)
+    strategy = start(config, verbose)
 
     def factory():
         student = create(config.student.name, num_classes=manifest.num_classes,
@@ -208,7 +224,8 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
         return Distiller(student, teacher)
 
     return fit(run, factory, config.student.train, train_ds, val_ds, manifest.label_names,
-               strategy, distill_compile_kwargs(config, student_only), verbose)
+               strategy, distill_compile_kwargs(config, student_only), verbose,
+               precision=config.precision, jit_compile=config.jit_compile)
 
 
 def distill_with_teacher_first(config: RunConfig, out: str | Path, *,

@@ -21,6 +21,7 @@ from tfcxr.config import RunConfig
 from tfcxr.data.manifest import Manifest
 from tfcxr.distill.distiller import Distiller
 from tfcxr.io import atomic_path, write_text_atomic
+from tfcxr.models.precision import as_float32
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.runs.layout import (CONFIG, KERAS_SUFFIX, LABELS, MANIFEST, PREPROCESSING, RUN_INFO,
                                RunError, read_info)
@@ -36,8 +37,9 @@ class RunResult:
 
 
 def save_keras_model(model, path: Path) -> None:
+    """Save ``model`` atomically, as float32 (a model trained under mixed precision included)."""
     with atomic_path(path) as tmp:
-        model.save(tmp)
+        as_float32(model).save(tmp)
 
 
 class SaveModel(keras.callbacks.Callback):
