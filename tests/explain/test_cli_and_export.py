@@ -11,11 +11,11 @@ from tfcxr import models
 from tfcxr.backend import keras
 from tfcxr.data.images import load_image
 from tfcxr.data.pipeline import preprocess_image
-from tfcxr.distill.trained_run import TrainedRun
 from tfcxr.export.exporter import export_tflite
 from tfcxr.export.metadata import read_metadata
-from tfcxr.export.parity import sigmoid
-from tfcxr.export.runtime import TFLiteModel
+from tfcxr.metrics import sigmoid
+from tfcxr.runs.tflite import TFLiteModel
+from tfcxr.runs.trained import TrainedRun
 
 
 @pytest.fixture
