@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from cli_invoke import invoke
 
+from tfcxr.data.demo import DemoSpec, write_demo_dataset
+
 
 @pytest.fixture(scope="module")
 def float32_export(nih_exports):
@@ -61,6 +63,8 @@ def test_evaluate_on_a_dataset_read_afresh(nih_run, nih_sample, tmp_path):
     run = json.loads((tmp_path / "run" / "report.json").read_text())
     fresh = json.loads((tmp_path / "fresh" / "report.json").read_text())
     assert [r["auc"]["estimate"] for r in run["rows"]] == [r["auc"]["estimate"] for r in fresh["rows"]]
-    wrong = invoke("evaluate", "--model", nih_run, "--dataset", "demo", "--split", "all",
-                   "--report", tmp_path / "demo", expect=1).output
+    # a dataset of other labels (a small demo: the label check comes before any scoring)
+    demo = write_demo_dataset(tmp_path / "demo-data", DemoSpec(patients=6, image_size=32))
+    wrong = invoke("evaluate", "--model", nih_run, "--dataset", "demo", "--root", demo,
+                   "--split", "all", "--report", tmp_path / "demo", expect=1).output
     assert "predicts" in wrong and "Traceback" not in wrong
