@@ -53,6 +53,7 @@ _share_the_cores()
 
 
 def pytest_sessionstart(session):
+    """Under CI=true a missing NIH sample stops the run: CI must not go green with it skipped."""
     if os.environ.get("CI", "").lower() == "true" and not _sample_present():
         pytest.exit(f"CI=true but the NIH sample is missing: {NIH_SAMPLE} (clone tfcxr beside "
                     "shared/, or set TFCXR_TEST_SHARED); refusing to pass with the real-data "
@@ -88,9 +89,9 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_collection_modifyitems(session, config, items):
     """Order the test files for parallel workers (whole files are handed out in this order, see
-    ``pytest_xdist_make_scheduler``): first one file that builds the session NIH run, so that one worker starts the
-    longest build at once, then the files that do not need it, which keep the other workers busy
-    meanwhile, then the other files that need it. Within a file the order is unchanged."""
+    ``pytest_xdist_make_scheduler``): first one file that builds the session NIH run, so that one
+    worker starts the longest build at once, then the files that do not need it, which keep the
+    other workers busy meanwhile, then the other files that need it. Order within a file is kept."""
     def needs_run(item):
         return "nih_run" in getattr(item, "fixturenames", ())
 
