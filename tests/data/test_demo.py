@@ -46,8 +46,32 @@ def test_findings_change_the_film_where_they_should():
     assert film(["Cardiomegaly"])[heart_band].mean() > normal[heart_band].mean() + 0.05
     lower_lungs = slice(int(0.6 * size), int(0.74 * size))
     assert film(["Effusion"])[lower_lungs].mean() > normal[lower_lungs].mean() + 0.01
-    assert film(["Nodule"]).max() >= normal.max() - 0.05
     assert np.abs(film(["Pneumothorax"]) - normal).max() > 0.1
+
+
+def test_nodules_are_one_to_three_small_bright_spots_inside_the_lungs():
+    # What makes a Nodule film a Nodule film: beside the same film without it (same anatomy, same
+    # lung markings), one to three compact round spots brighter by ~0.3, each a few pixels across
+    # and centred in a lung field; nothing changes elsewhere but the film's noise (sd 0.015).
+    from scipy import ndimage
+
+    anatomy = {"body_w": 0.44, "lung_dx": 0.18, "lung_cy": 0.46, "lung_w": 0.13, "lung_h": 0.28,
+               "heart_w": 0.1, "heart_dx": 0.03, "rib_phase": 0.0, "exposure": 1.0, "gamma": 1.0}
+    size = 128
+    for seed in range(6):
+        normal = render_film(np.random.default_rng(seed), anatomy, set(), size)
+        nodule = render_film(np.random.default_rng(seed), anatomy, {"Nodule"}, size)
+        spots, count = ndimage.label(nodule - normal > 0.15)  # 7 noise sds: only the spots
+        assert 1 <= count <= 3, (seed, count)
+        for k in range(1, count + 1):
+            area = (spots == k).sum()
+            assert 4 <= area <= 80, (seed, area)  # radius 0.014-0.022 of the film: small
+            cy, cx = (np.array(ndimage.center_of_mass(spots == k)) + 0.5) / size
+            in_lung = [((cx - (0.5 + side * anatomy["lung_dx"])) / anatomy["lung_w"]) ** 2
+                       + ((cy - anatomy["lung_cy"]) / anatomy["lung_h"]) ** 2 < 1
+                       for side in (-1, 1)]
+            assert any(in_lung), (seed, cx, cy)
+            assert (nodule - normal)[spots == k].max() > 0.25  # bright, not a faint patch
 
 
 def test_demo_reader_writes_once_into_the_cache(tmp_path, monkeypatch):

@@ -10,9 +10,9 @@ from tfcxr.evaluation.bootstrap import resample_weights
 from tfcxr.evaluation.inputs import check_patient_ids
 
 
-def test_rank_auc_equals_sklearn_on_real_chexnet_scores(chexnet):
-    for j in range(len(chexnet.label_names)):
-        y, p = chexnet.labels[:, j], chexnet.probs[:, j]
+def test_rank_auc_equals_sklearn(scores):
+    for j in range(len(scores.label_names)):
+        y, p = scores.labels[:, j], scores.probs[:, j]
         ours = weighted_auc(y, p, np.ones((1, len(y))))[0]
         assert ours == pytest.approx(roc_auc_score(y, p), abs=1e-12)
         coarse = np.round(p, 2)  # many ties: each counts one half
@@ -20,10 +20,10 @@ def test_rank_auc_equals_sklearn_on_real_chexnet_scores(chexnet):
             pytest.approx(roc_auc_score(y, coarse), abs=1e-12)
 
 
-def test_integer_weights_equal_repeated_rows(chexnet):
+def test_integer_weights_equal_repeated_rows(scores):
     rng = np.random.default_rng(3)
-    weights = rng.integers(0, 4, size=(5, len(chexnet.labels))).astype(float)
-    y, p = chexnet.labels[:, 2], np.round(chexnet.probs[:, 2], 3)
+    weights = rng.integers(0, 4, size=(5, len(scores.labels))).astype(float)
+    y, p = scores.labels[:, 2], np.round(scores.probs[:, 2], 3)
     ours = weighted_auc(y, p, weights)
     for b, w in enumerate(weights.astype(int)):
         assert ours[b] == pytest.approx(roc_auc_score(np.repeat(y, w), np.repeat(p, w)), abs=1e-12)
@@ -35,29 +35,29 @@ def test_one_class_gives_nan():
                                  np.array([[1.0, 0.0]])))[0]
 
 
-def test_point_matches_sklearn_and_ci_contains_it(chexnet):
-    result = bootstrap_auc(chexnet.labels, chexnet.probs, None, chexnet.patient_ids,
-                           n_boot=300, label_names=chexnet.label_names)
-    for j, name in enumerate(chexnet.label_names):
+def test_point_matches_sklearn_and_ci_contains_it(scores):
+    result = bootstrap_auc(scores.labels, scores.probs, None, scores.patient_ids,
+                           n_boot=300, label_names=scores.label_names)
+    for j, name in enumerate(scores.label_names):
         interval = result.per_label[name]
-        assert interval.estimate == pytest.approx(roc_auc_score(chexnet.labels[:, j],
-                                                                chexnet.probs[:, j]))
+        assert interval.estimate == pytest.approx(roc_auc_score(scores.labels[:, j],
+                                                                scores.probs[:, j]))
         assert interval.low < interval.estimate < interval.high
         assert interval.n_valid == 300
-    aucs = [result.per_label[n].estimate for n in chexnet.label_names]
+    aucs = [result.per_label[n].estimate for n in scores.label_names]
     assert result.mean.estimate == pytest.approx(np.mean(aucs))
     assert result.mean.low < result.mean.estimate < result.mean.high
     assert result.subsets == {}  # NIH names: the CheXpert five are not all there
 
 
-def test_interval_narrows_with_more_data(chexnet):
+def test_interval_narrows_with_more_data(scores):
     def widths(rows):
-        r = bootstrap_auc(chexnet.labels[rows], chexnet.probs[rows], None,
-                          chexnet.patient_ids[rows], n_boot=500, label_names=chexnet.label_names)
+        r = bootstrap_auc(scores.labels[rows], scores.probs[rows], None,
+                          scores.patient_ids[rows], n_boot=500, label_names=scores.label_names)
         return {k: v.high - v.low for k, v in [("mean", r.mean), *r.per_label.items()]}
 
-    quarter = np.random.default_rng(0).permutation(len(chexnet.labels))[:155]
-    small, full = widths(quarter), widths(np.arange(len(chexnet.labels)))
+    quarter = np.random.default_rng(0).permutation(len(scores.labels))[:155]
+    small, full = widths(quarter), widths(np.arange(len(scores.labels)))
     assert full["mean"] < 0.7 * small["mean"]  # 4x the patients: about half the width
     for name in ("Infiltration", "Atelectasis", "Nodule", "Effusion"):  # >= 82 positives each
         assert full[name] < 0.8 * small[name], name

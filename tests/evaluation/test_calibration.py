@@ -36,12 +36,12 @@ def test_reliability_curve_bins():
         reliability_curve(y, p, strategy="log")
 
 
-def test_brier_matches_sklearn_and_masks_apply(chexnet):
-    mask = np.random.default_rng(2).random(chexnet.labels.shape) < 0.7
-    result = calibration_by_label(chexnet.labels, chexnet.probs, mask, chexnet.label_names)
-    for j, name in enumerate(chexnet.label_names):
+def test_brier_matches_sklearn_and_masks_apply(scores):
+    mask = np.random.default_rng(2).random(scores.labels.shape) < 0.7
+    result = calibration_by_label(scores.labels, scores.probs, mask, scores.label_names)
+    for j, name in enumerate(scores.label_names):
         rows = mask[:, j]
-        expected = brier_score_loss(chexnet.labels[rows, j], chexnet.probs[rows, j])
+        expected = brier_score_loss(scores.labels[rows, j], scores.probs[rows, j])
         assert result[name].brier == pytest.approx(expected)
         assert result[name].curve.counts.sum() == rows.sum()
         assert 0 <= result[name].ece < 0.2

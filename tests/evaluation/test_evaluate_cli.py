@@ -3,8 +3,11 @@ float32 export give the same report; the comparison table sees no difference bet
 
 import json
 
+import numpy as np
 import pytest
 from cli_invoke import invoke
+
+from tfcxr.data.demo import DemoSpec, write_demo_dataset
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +23,19 @@ def test_evaluate_scores_keras_and_tflite_alike(nih_run, float32_export, tmp_pat
     keras = json.loads((tmp_path / "keras" / "report.json").read_text())
     tflite = json.loads((tmp_path / "tflite" / "report.json").read_text())
     assert len(keras["rows"]) == len(tflite["rows"]) == 14
-    # Same films, labels and bootstrap. (Their AUCs are not compared here: this short-trained
-    # student scores films within ~1e-6 of each other for some labels, where float32's 1e-7
-    # differences reorder them; the parity tests cover agreement.)
+    # Same films, labels and bootstrap, and the same scores up to float32 conversion error
+    # (max |dp| <= 1e-4, the float32 gate): an AUC moves only where two films' scores sit closer
+    # than that, so per label the AUCs agree within 0.01 (the int8 gate's own bound; one swapped
+    # pair of a label with 2 positives in 75 films is worth 0.007) and their mean within 0.002.
+    deltas = []
     for a, b in zip(keras["rows"], tflite["rows"]):
         assert (a["label"], a["positives"], a["negatives"]) == (b["label"], b["positives"], b["negatives"])
-        assert b["auc"]["estimate"] is None or b["auc"]["low"] <= b["auc"]["estimate"] <= b["auc"]["high"]
+        assert (a["auc"]["estimate"] is None) == (b["auc"]["estimate"] is None), a["label"]
+        if a["auc"]["estimate"] is not None:
+            deltas.append(b["auc"]["estimate"] - a["auc"]["estimate"])
+            assert abs(deltas[-1]) <= 0.01, (a["label"], a["auc"], b["auc"])
+            assert b["auc"]["low"] <= b["auc"]["estimate"] <= b["auc"]["high"]
+    assert len(deltas) >= 10 and abs(np.mean(deltas)) <= 0.002, deltas
     assert tflite["thresholds_source"] == "given"  # the exported thresholds.json
     for name in ("report.html", "report.md", "roc.png", "calibration.png"):
         assert (tmp_path / "tflite" / name).is_file()
@@ -53,6 +63,8 @@ def test_evaluate_on_a_dataset_read_afresh(nih_run, nih_sample, tmp_path):
     run = json.loads((tmp_path / "run" / "report.json").read_text())
     fresh = json.loads((tmp_path / "fresh" / "report.json").read_text())
     assert [r["auc"]["estimate"] for r in run["rows"]] == [r["auc"]["estimate"] for r in fresh["rows"]]
-    wrong = invoke("evaluate", "--model", nih_run, "--dataset", "demo", "--split", "all",
-                   "--report", tmp_path / "demo", expect=1).output
+    # a dataset of other labels (a small demo: the label check comes before any scoring)
+    demo = write_demo_dataset(tmp_path / "demo-data", DemoSpec(patients=6, image_size=32))
+    wrong = invoke("evaluate", "--model", nih_run, "--dataset", "demo", "--root", demo,
+                   "--split", "all", "--report", tmp_path / "demo", expect=1).output
     assert "predicts" in wrong and "Traceback" not in wrong

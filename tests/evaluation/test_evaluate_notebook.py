@@ -3,8 +3,9 @@
 from notebook_runner import run_notebook
 
 
-def test_evaluate_notebook_runs_on_the_nih_sample(nih_run, monkeypatch):
-    monkeypatch.setenv("TFCXR_MODEL", str(nih_run))
+def test_evaluate_notebook_runs_on_the_nih_sample(nih_run, copy_run, monkeypatch):
+    run = copy_run(nih_run)  # the notebook writes its report into RUN/reports
+    monkeypatch.setenv("TFCXR_MODEL", str(run))
     monkeypatch.setenv("TFCXR_BOOTSTRAP", "50")
     outputs = run_notebook("evaluate.ipynb")
     text = "".join(o.get("text", "") for o in outputs)
@@ -12,4 +13,4 @@ def test_evaluate_notebook_runs_on_the_nih_sample(nih_run, monkeypatch):
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # ROC and calibration
     table = [o for o in outputs if "text/html" in o.get("data", {})]
     assert table and "Cardiomegaly" in table[0]["data"]["text/html"]
-    assert (nih_run / "reports" / "notebook" / "report.html").is_file()
+    assert (run / "reports" / "notebook" / "report.html").is_file()

@@ -26,10 +26,10 @@ def test_separable_labels_reach_j_of_one():
         assert isinstance(entry["positives"], int) and isinstance(entry["threshold"], float)
 
 
-def test_youden_matches_a_brute_force_search_on_real_scores(chexnet):
-    result = youden_thresholds(chexnet.labels, chexnet.probs, None, chexnet.label_names)
-    for j, name in enumerate(chexnet.label_names):
-        y, p = chexnet.labels[:, j] == 1, chexnet.probs[:, j]
+def test_youden_matches_a_brute_force_search(scores):
+    result = youden_thresholds(scores.labels, scores.probs, None, scores.label_names)
+    for j, name in enumerate(scores.label_names):
+        y, p = scores.labels[:, j] == 1, scores.probs[:, j]
         best = max((p[y] >= t).mean() + (p[~y] < t).mean() - 1 for t in np.unique(p))
         entry = result[name]
         assert entry["sensitivity"] + entry["specificity"] - 1 == pytest.approx(best)
@@ -63,9 +63,9 @@ def test_metrics_at_thresholds_counts():
     assert from_youden["x"] == m
 
 
-def test_youden_thresholds_feed_metrics_at_thresholds(chexnet):
-    chosen = youden_thresholds(chexnet.labels, chexnet.probs, None, chexnet.label_names)
-    measured = metrics_at_thresholds(chexnet.labels, chexnet.probs, None, chosen)
-    for name in chexnet.label_names:
+def test_youden_thresholds_feed_metrics_at_thresholds(scores):
+    chosen = youden_thresholds(scores.labels, scores.probs, None, scores.label_names)
+    measured = metrics_at_thresholds(scores.labels, scores.probs, None, chosen)
+    for name in scores.label_names:
         assert measured[name]["sensitivity"] == pytest.approx(chosen[name]["sensitivity"])
         assert measured[name]["specificity"] == pytest.approx(chosen[name]["specificity"])

@@ -36,15 +36,16 @@ def test_calibration_replaces_the_initial_ranges_and_nothing_else():
             np.testing.assert_array_equal(v.numpy(), others[v.name])
 
 
-def test_qat_keeps_the_distillation_loss_and_feeds_the_int8_export(nih_run, tmp_path):
-    invoke("qat", "--run", nih_run, "--quiet")
-    qat = nih_run / "qat"
+def test_qat_keeps_the_distillation_loss_and_feeds_the_int8_export(nih_run, copy_run, tmp_path):
+    run = copy_run(nih_run)  # QAT writes RUN/qat, which switches later int8 exports of RUN to it
+    invoke("qat", "--run", run, "--quiet")
+    qat = run / "qat"
     info = json.loads((qat / "run.json").read_text())
     assert info["status"] == "complete" and info["kind"] == "qat" and info["mode"] == "offline"
     assert (qat / "best.h5").is_file() and (qat / "last.h5").is_file()
     metrics = json.loads((qat / "metrics.json").read_text())
     assert metrics[0]["soft_loss"] > 0 and np.isfinite(metrics[0]["val_auc"])  # teacher still in the loss
-    result = export_tflite(nih_run, "int8", tmp_path / "int8", force=True)
+    result = export_tflite(run, "int8", tmp_path / "int8", force=True)
     assert result.card["model"]["source"].startswith("QAT fine-tuned model")
     model = TFLiteModel(result.tflite)
     assert model.inputs[0]["quantization"] == (1.0, 0) and model.outputs[0]["dtype"] == np.int8

@@ -1,7 +1,8 @@
 """One harness run over every registered model, so a model added to the zoo is checked for free.
 
-Each model is built at 64 px (a builder may declare a larger ``min_input_size`` attribute) with a
-3-class head and must: output finite logits of shape (batch, classes) from a linear head; expose
+Each model is built at 64 px with a 3-class head (every builder must honour the input shape it is
+given: a builder that cannot build at 64 px fails here, it does not get a larger size) and must:
+output finite logits of shape (batch, classes) from a linear head; expose
 its Grad-CAM layer as a 4-D layer of the top-level graph (tf-explain needs a flat model); contain
 no Lambda-style layers (tfmot cannot quantize them, .keras files cannot rebuild them safely); and
 round-trip through ``model.save("m.keras")`` + ``keras.models.load_model`` with identical outputs
@@ -36,14 +37,14 @@ def _all_layers(model):
 def built(request):
     name = request.param
     spec = models.get_spec(name)
-    size = max(SIZE, getattr(spec.builder, "min_input_size", SIZE))
-    model = models.create(name, num_classes=NUM_CLASSES, input_shape=(size, size, 3))
-    x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype(np.float32)
+    model = models.create(name, num_classes=NUM_CLASSES, input_shape=(SIZE, SIZE, 3))
+    x = np.random.default_rng(0).normal(size=(2, SIZE, SIZE, 3)).astype(np.float32)
     return spec, model, x
 
 
 def test_outputs_finite_logits(built):
     spec, model, x = built
+    assert model.input_shape == (None, SIZE, SIZE, 3)  # built at the size asked for
     logits = model(x, training=False).numpy()
     assert logits.shape == (2, NUM_CLASSES)
     assert np.isfinite(logits).all()
