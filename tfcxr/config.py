@@ -162,6 +162,11 @@ class DistillConfig:
     hard_loss: str = "bce"  # bce | focal
     soft_loss: str = "binary_kl"  # binary_kl | soft_bce | logit_mse | softmax_mse
     focal_gamma: float = 2.0
+    # Online distillation from a teacher model: score every film once with the frozen teacher
+    # (un-augmented) and distil from those logits, instead of running the teacher on every
+    # augmented batch. Many times faster with a big teacher (the demo's DenseNet161); the soft
+    # targets then do not follow the augmentation. The logits are kept as RUN/teacher_logits.csv.
+    precompute_teacher: bool = False
 
     def __post_init__(self):
         if not 0 <= self.alpha <= 1 or self.temperature <= 0:

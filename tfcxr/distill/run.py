@@ -31,7 +31,8 @@ from tfcxr.config import RunConfig, TrainConfig
 from tfcxr.data.manifest import Manifest
 from tfcxr.data.pipeline import build_dataset
 from tfcxr.distill.distiller import Distiller
-from tfcxr.distill.teacher_predictions import align_teacher_logits
+from tfcxr.distill.teacher_predictions import (align_teacher_logits, predict_logits,
+                                               write_teacher_logits)
 from tfcxr.errors import TfcxrError
 from tfcxr.io import atomic_path, write_text_atomic
 from tfcxr.metrics import AUCCallback
@@ -269,9 +270,15 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
         raise RunError("give exactly one of a teacher model, teacher predictions or student_only")
     run = RunDirectory(out)
     manifest, spec = prepare(config, config.student.name)
+    teacher_source = teacher_model
+    if teacher_model is not None and config.distill.precompute_teacher:
+        teacher_predictions, teacher_model = run.path / TEACHER_LOGITS, None
     mode = "student_only" if student_only else "offline" if teacher_predictions else "online"
     run.record_inputs("student", config, manifest, spec, model=config.student.name, mode=mode,
-                      teacher=str(teacher_model or teacher_predictions or ""))
+                      teacher=str(teacher_model or teacher_predictions or ""),
+                      teacher_model=str(teacher_source or ""))
+    if teacher_source is not None and teacher_model is None and not Path(teacher_predictions).is_file():
+        precompute_teacher_logits(config, manifest, teacher_source, teacher_predictions)
     logits = align_teacher_logits(manifest, teacher_predictions) if teacher_predictions else None
     train_ds, val_ds = _datasets(config, manifest, spec, logits)
     strategy = resolve_strategy(config.strategy)
@@ -292,6 +299,24 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
 
     return _fit(run, factory, config.student.train, train_ds, val_ds, manifest.label_names,
                 strategy, distill_compile_kwargs(config, student_only), verbose)
+
+
+TEACHER_LOGITS = "teacher_logits.csv"
+
+
+def precompute_teacher_logits(config: RunConfig, manifest: Manifest, teacher_model: str | Path,
+                              out: Path) -> Path:
+    """Score every film of ``manifest`` once with a saved teacher (``distill.precompute_teacher``),
+    at the teacher's own preprocessing when its run recorded one."""
+    path = Path(teacher_model)
+    if not (path.suffix == ".keras" or path.is_dir()):
+        raise RunError(f"{path}: distill.precompute_teacher needs a saved teacher model (.keras)")
+    spec_file = path.parent / "preprocessing.json"
+    spec = (PreprocessingSpec.load(spec_file) if spec_file.is_file()
+            else get_spec(config.teacher.name).preprocessing.with_size(config.data.image_size))
+    log.info("scoring %d films once with the teacher %s", len(manifest), path)
+    logits = predict_logits(load_model(path), manifest, spec, config.data.batch_size)
+    return write_teacher_logits(out, manifest.image_ids, manifest.label_names, logits)
 
 
 def distill_compile_kwargs(config: RunConfig, student_only: bool) -> dict:
