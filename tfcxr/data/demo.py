@@ -93,21 +93,21 @@ def render_film(rng: np.random.Generator, anatomy: dict, findings: set[str], siz
     if "Infiltration" in findings:
         side, zone = rng.choice([-1, 1]), rng.uniform(-0.5, 0.4)
         cx, cy = 0.5 + side * a["lung_dx"], a["lung_cy"] + zone * a["lung_h"]
-        patch = _soft(_ellipse(x, y, cx, cy, 0.09, 0.12), 0.6) * _smooth_noise(rng, size, 40)
+        patch = _soft(_ellipse(x, y, cx, cy, 0.1, 0.13), 0.6) * (0.5 + _smooth_noise(rng, size, 20))
         img += 0.34 * patch * lung
     if "Mass" in findings:
         side = rng.choice([-1, 1])
         cx = 0.5 + side * a["lung_dx"] + rng.uniform(-0.05, 0.05)
         cy = a["lung_cy"] + rng.uniform(-0.45, 0.2) * a["lung_h"]
         r = rng.uniform(0.065, 0.09)
-        img += 0.32 * _soft(_ellipse(x, y, cx, cy, r, r * rng.uniform(0.8, 1.2)), 0.35)
+        img += 0.45 * _soft(_ellipse(x, y, cx, cy, r, r * rng.uniform(0.8, 1.2)), 0.35)
     if "Nodule" in findings:
         for _ in range(rng.integers(1, 3)):
             side = rng.choice([-1, 1])
             cx = 0.5 + side * a["lung_dx"] + rng.uniform(-0.07, 0.07)
             cy = a["lung_cy"] + rng.uniform(-0.55, 0.35) * a["lung_h"]
-            r = rng.uniform(0.03, 0.042)
-            img += 0.4 * _soft(_ellipse(x, y, cx, cy, r, r), 0.3)
+            r = rng.uniform(0.032, 0.045)
+            img += 0.5 * _soft(_ellipse(x, y, cx, cy, r, r), 0.3)
     if "Pneumothorax" in findings:
         side = rng.choice([-1, 1])
         cx = 0.5 + side * a["lung_dx"]
