@@ -14,7 +14,7 @@ import yaml
 from cli_invoke import invoke
 from tfcxr.config import config_path, load_yaml
 from tfcxr.data.demo import DemoSpec, write_demo_dataset
-from tfcxr.distill.trained_run import TrainedRun
+from tfcxr.runs.trained import TrainedRun
 
 MODES = ("float32", "float16", "dynamic", "int8")
 pytestmark = pytest.mark.slow

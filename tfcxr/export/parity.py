@@ -20,15 +20,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tfcxr.export.modes import ParityTolerance, get_mode
-from tfcxr.metrics import per_label_auc
+from tfcxr.metrics import per_label_auc, sigmoid
 
 # Keras logits spanning less than this across all films (odds varying by ~10 %) carry no ranking
 # a quantised model can keep.
 FLAT_LOGIT_SPAN = 0.1
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
 
 
 @dataclass
