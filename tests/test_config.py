@@ -2,11 +2,12 @@ from pathlib import Path
 
 import pytest
 
-from tfcxr.config import load_data_config, load_run_config
+import tfcxr.config as config_module
+from tfcxr.config import load_data_config, load_run_config, shipped_configs
 from tfcxr.errors import ConfigError
 from tfcxr.models import list_models
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "tfcxr" / "configs").glob("**/*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -57,3 +58,17 @@ def test_invalid_yaml_names_the_file(tmp_path):
 def test_overrides_win(tmp_path):
     config = load_data_config(Path(CONFIGS[0]).parent / "demo.yaml", batch_size=4)
     assert config.batch_size == 4
+
+
+def test_shipped_configs_load_by_name():
+    assert {"demo", "nih", "paper/nih", "nih-sample"} <= set(shipped_configs())
+    assert load_run_config("paper/nih").data.image_size == 224
+    assert load_run_config("nih-sample.yaml").data.dataset == "nih"
+    with pytest.raises(ConfigError, match=r"nope: no such config file.*shipped: .*demo"):
+        load_run_config("nope")
+
+
+def test_a_missing_default_config_is_an_error_not_silent_defaults(tmp_path, monkeypatch):
+    monkeypatch.setattr(config_module, "SHIPPED_CONFIGS", tmp_path)
+    with pytest.raises(ConfigError, match="default config demo.yaml is missing"):
+        load_run_config()

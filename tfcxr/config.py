@@ -1,13 +1,18 @@
-"""Configuration as data: YAML files under ``configs/`` loaded into typed objects.
+"""Configuration as data: YAML files loaded into typed objects.
 
-A run config has one section per pipeline step; this module owns the ``data`` section and the
-YAML loading. Unknown keys are errors (a typo must not silently fall back to a default).
+The shipped configs live in the package (``tfcxr/configs/``, package data, read through
+``importlib.resources``), so an installed tfcxr has them as an editable checkout does; ``--config``
+takes a YAML file or a shipped config's name (``demo``, ``nih``, ``paper/nih``...). A run config
+has one section per pipeline step; this module owns the ``data`` section and the YAML loading.
+Unknown keys are errors (a typo must not silently fall back to a default).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import yaml
@@ -18,8 +23,39 @@ from tfcxr.data.readers import read_dataset
 from tfcxr.errors import ConfigError
 
 
-def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
+SHIPPED_CONFIGS: Traversable = importlib.resources.files("tfcxr") / "configs"
+DEFAULT_CONFIG = "demo"  # the embedded default: the demo dataset, sized for a laptop
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in the package (``paper/nih`` for paper/nih.yaml)."""
+    def walk(folder: Traversable, prefix: str):
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                yield from walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".yaml"):
+                yield prefix + entry.name[: -len(".yaml")]
+
+    return sorted(walk(SHIPPED_CONFIGS, "")) if SHIPPED_CONFIGS.is_dir() else []
+
+
+def config_path(name_or_path: str | Path) -> Path | Traversable:
+    """A config file: ``name_or_path`` when it is a file, else the shipped config of that name."""
+    if Path(name_or_path).is_file():
+        return Path(name_or_path)
+    name = str(name_or_path).removesuffix(".yaml")
+    shipped = SHIPPED_CONFIGS.joinpath(*f"{name}.yaml".split("/"))
+    if shipped.is_file():
+        return shipped
+    if name == DEFAULT_CONFIG:
+        raise ConfigError(f"{SHIPPED_CONFIGS}: the default config {DEFAULT_CONFIG}.yaml is missing "
+                          "from the installed tfcxr package; reinstall it")
+    raise ConfigError(f"{name_or_path}: no such config file, and not a shipped config "
+                      f"(shipped: {', '.join(shipped_configs()) or 'none'})")
+
+
+def load_yaml(path: str | Path | Traversable) -> dict:
+    path = Path(path) if isinstance(path, str) else path
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -93,7 +129,7 @@ class DataConfig:
 
 def load_data_config(path: str | Path | None = None, **overrides) -> DataConfig:
     """The ``data`` section of a config file (or the defaults), with non-None overrides applied."""
-    section = dict(load_yaml(path).get("data", {})) if path else {}
+    section = dict(load_yaml(config_path(path)).get("data", {})) if path else {}
     section.update({k: v for k, v in overrides.items() if v is not None})
     return from_mapping(DataConfig, section, f"{path or 'defaults'}: data")
 
@@ -138,6 +174,11 @@ class DistillConfig:
     hard_loss: str = "bce"  # bce | focal
     soft_loss: str = "binary_kl"  # binary_kl | soft_bce | logit_mse | softmax_mse
     focal_gamma: float = 2.0
+    # Online distillation from a teacher model: score every film once with the frozen teacher
+    # (un-augmented) and distil from those logits, instead of running the teacher on every
+    # augmented batch. Many times faster with a big teacher (the demo's DenseNet161); the soft
+    # targets then do not follow the augmentation. The logits are kept as RUN/teacher_logits.csv.
+    precompute_teacher: bool = False
 
     def __post_init__(self):
         if not 0 <= self.alpha <= 1 or self.temperature <= 0:
@@ -192,11 +233,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-
-
 def load_run_config(path: str | Path | None = None) -> RunConfig:
-    """A run config from YAML; without a path, the demo config (the embedded default)."""
-    if path is None:
-        return RunConfig.from_dict(load_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG)) if DEFAULT_CONFIG.is_file() else RunConfig()
+    """A run config from a YAML file or a shipped config's name; without one, the demo config
+    (the embedded default). A missing default is an error, never a silent ``RunConfig()``."""
+    path = config_path(DEFAULT_CONFIG if path is None else path)
     return RunConfig.from_dict(load_yaml(path), str(path))

@@ -76,3 +76,39 @@ def test_int8_logits_keep_the_ranking_a_quantized_sigmoid_loses(chexnet):
     assert not sigmoid_report.passed  # the rarest finding (Hernia, 20 positives) loses its order
     worst = lambda report: max(abs(r.auc_delta) for r in report.labels)  # noqa: E731
     assert worst(sigmoid_report) > 2 * worst(logit_report)
+
+
+def test_a_label_the_model_has_not_learned_is_named_not_blamed_on_quantisation(chexnet):
+    """Scores that barely vary across films (a model that has not learned the label) reorder
+    under any perturbation; the report says so per label instead of blaming the mode."""
+    manifest, logits = chexnet
+    rng = np.random.default_rng(0)
+    flat = logits.copy()
+    j = manifest.label_names.index("Effusion")
+    flat[:, j] = -1.5 + rng.normal(0, 1e-4, len(flat))  # spans ~1e-3 logits across 621 films
+    noisy = flat + rng.normal(0, 2e-3, flat.shape)  # far below any quantisation step
+    report = check_parity(flat, noisy, manifest.targets, manifest.mask, manifest.label_names,
+                          "dynamic")
+    assert report.not_learned == ["Effusion"]
+    row = report.labels[j]
+    assert not row.learned and row.logit_span < 0.01
+    assert not report.passed
+    effusion = [f for f in report.failures if f.startswith("Effusion:")]
+    assert effusion and "model has not learned Effusion" in effusion[0]
+    assert f"across {len(flat)} films" in effusion[0] and "AUC delta" in effusion[0]
+    # the learned labels kept their ranking under the same noise: not blamed
+    assert not any(f.split(":")[0] in manifest.label_names and f.split(":")[0] != "Effusion"
+                   for f in report.failures)
+    assert "model has not learned Effusion" in report.summary()
+    assert report.to_dict()["not_learned"] == ["Effusion"]
+
+
+def test_learned_labels_are_not_flagged_and_a_flat_label_is_noted_even_when_it_passes(chexnet):
+    manifest, logits = chexnet
+    report = _check(chexnet, logits.copy(), "dynamic")
+    assert report.not_learned == [] and all(r.logit_span > 1 for r in report.labels)
+    flat = logits.copy()
+    flat[:, 0] = 0.25
+    same = _check((manifest, flat), flat.copy(), "dynamic")
+    assert same.passed and same.not_learned == [manifest.label_names[0]]
+    assert f"NOTE: model has not learned {manifest.label_names[0]}" in same.summary()

@@ -130,8 +130,9 @@ def manifest_command(dataset, root, options, out, skip_bad):
 @dataset_option
 @root_option
 @reader_options
-@click.option("--config", "-c", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Run config whose data section sets image size and augmentation.")
+@click.option("--config", "-c", default=None, metavar="FILE|NAME",
+              help="Run config (a YAML file or a shipped config's name) whose data section sets "
+                   "image size and augmentation.")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--count", default=16, show_default=True, help="Images in the grid.")
 @click.option("--no-augment", is_flag=True, help="Show the evaluation view (no augmentation).")

@@ -14,8 +14,10 @@ from tfcxr.data.readers import dataset_names
 def data_options(fn):
     """Options that pick the data and override the config's training sizes."""
     options = [
-        click.option("--config", "-c", type=click.Path(dir_okay=False, exists=True), default=None,
-                     help="Run config (YAML). Default: configs/demo.yaml, the embedded demo data."),
+        click.option("--config", "-c", default=None, metavar="FILE|NAME",
+                     help="Run config: a YAML file, or a shipped config's name (demo, nih, "
+                          "chexpert, padchest, nih-sample, paper/nih...). Default: demo, the "
+                          "embedded demo data."),
         click.option("--dataset", "-d", type=click.Choice(dataset_names()), default=None,
                      help="Dataset reader (overrides the config)."),
         click.option("--root", "-r", type=click.Path(file_okay=False), default=None,

@@ -7,6 +7,14 @@ matrix per image and resampled once (bilinear; uncovered borders are filled with
 collimated film edge, rather than mirrored anatomy). Contrast scales around each image's mean,
 brightness shifts it, and the result is clipped back to [0, 1].
 
+Two backends, as data (``AugmentConfig.backend``): ``tf`` (default), the stateless ops here, one
+seed per batch, so batches can be augmented in parallel and still reproduce exactly; and
+``keras_cv`` (``pip install 'tfcxr[keras-cv]'``), the same five transforms as keras-cv layers
+under tf-keras (``tfcxr.data.augment_keras_cv``). The default stays ``tf``: keras-cv is in
+maintenance, pulls Keras 3, kagglehub and tensorflow-datasets beside tf-keras, and its Keras 2
+path is tested upstream only up to TF 2.15; its layers draw from their own seeded generators, so
+reproducing a run needs them applied in order, one batch at a time.
+
 Horizontal flip is off by default: a frontal chest film has a laterality (heart, aortic knob and
 gastric bubble on the patient's left; side markers burned into the image), and a mirrored film is
 an anatomically different patient (situs inversus). The geometric defaults are small, in the range
@@ -29,8 +37,12 @@ class AugmentConfig:
     zoom: float = 0.1  # scale drawn from [1 - z, 1 + z]; > 1 magnifies
     contrast: float = 0.1  # factor drawn from [1 - c, 1 + c], applied around the image mean
     brightness: float = 0.05  # offset drawn from [-b, b], in units of the [0, 1] range
+    backend: str = "tf"  # tf (stateless ops, default) | keras_cv (keras-cv layers)
 
     def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"AugmentConfig.backend must be one of {sorted(BACKENDS)}, "
+                             f"got {self.backend!r}")
         checks = {
             "flip_probability": 0 <= self.flip_probability <= 1,
             "rotation_degrees": 0 <= self.rotation_degrees < 180,
@@ -49,6 +61,40 @@ class AugmentConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def augment_dataset(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf.data.Dataset:
+    """Augment a dataset of batches ``(images, *rest)`` with ``config.backend``; the same seed
+    gives the same augmentation, epoch by epoch, and each epoch differs from the one before."""
+    return BACKENDS[config.backend](ds, config, seed)
+
+
+def _tf_backend(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf.data.Dataset:
+    # One int64 per batch, a new stream every epoch, the streams fixed by the seed.
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    base = tf.constant(seed, tf.int64)
+
+    def augment_batch(batch, draw):
+        images, *rest = batch
+        return (augment_images(images, tf.stack([draw, base]), config), *rest)
+
+    return tf.data.Dataset.zip((ds, draws)).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _keras_cv_backend(ds: tf.data.Dataset, config: AugmentConfig, seed: int) -> tf.data.Dataset:
+    # keras-cv is an optional extra: imported only when a config asks for it.
+    from tfcxr.data.augment_keras_cv import keras_cv_augmenter
+
+    augment = keras_cv_augmenter(config, seed)
+
+    def augment_batch(images, *rest):
+        return (augment(images), *rest)
+
+    # In order, one batch at a time: the layers' generators advance batch by batch.
+    return ds.map(augment_batch, num_parallel_calls=None, deterministic=True)
+
+
+BACKENDS = {"tf": _tf_backend, "keras_cv": _keras_cv_backend}
 
 
 def augment_images(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:

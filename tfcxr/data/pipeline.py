@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from tfcxr.backend import tf
-from tfcxr.data.augment import AugmentConfig, augment_images
+from tfcxr.data.augment import AugmentConfig, augment_dataset
 from tfcxr.data.images import decode_image, find_bad_images
 from tfcxr.data.manifest import Manifest
 from tfcxr.data.prepared import PreparedFilms
@@ -93,15 +93,7 @@ def build_dataset(manifest: Manifest, spec: PreprocessingSpec, *, training: bool
     if after_batch is not None:
         ds = ds.map(after_batch, num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
-        # One int64 per batch, a new stream every epoch, the streams fixed by the seed.
-        draws = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
-        seed = tf.constant(shuffle_seed, tf.int64)
-
-        def augment_batch(batch, draw):
-            images, *rest = batch
-            return (augment_images(images, tf.stack([draw, seed]), augment), *rest)
-
-        ds = tf.data.Dataset.zip((ds, draws)).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = augment_dataset(ds, augment, shuffle_seed)
 
     def finish(images, labels, mask, index):
         images = to_model_input(images, spec)

@@ -57,7 +57,8 @@ def explain_films(model: str | Path, films: list[Path], out: str | Path, *, labe
                   teacher: str | Path | None = None, guided: bool = False,
                   progress=iter) -> list[dict]:
     """Write ``out/<film>_<label>.png`` for every film and label; returns (and writes as
-    ``out/explanations.json``) each film's probabilities and figure paths. ``progress`` wraps
+    ``out/explanations.json``) each film's probabilities, figure paths and how much each map
+    lights up (``heat``: its peak and the fraction of it above 0.5). ``progress`` wraps
     the films (e.g. a tqdm bar)."""
     explainers = [Explainer(open_predictor(model), "student")]
     if teacher is not None:
@@ -71,9 +72,13 @@ def explain_films(model: str | Path, films: list[Path], out: str | Path, *, labe
     for path in progress(films):
         film = load_image(path)
         results = [e.maps(film, labels, guided) for e in explainers]
-        entry = {"film": str(path), "figures": {}, "probabilities": {}}
-        for e, (_, probs) in zip(explainers, results):
+        entry = {"film": str(path), "figures": {}, "probabilities": {}, "heat": {}}
+        for e, (maps, probs) in zip(explainers, results):
             entry["probabilities"][e.role] = {names[j]: float(probs[j]) for j in labels}
+            # how much of each map lights up: its peak and the area above half of [0, 1]
+            entry["heat"][e.role] = {names[j]: {"max": float(maps[k].max()),
+                                                "area_above_half": float((maps[k] > 0.5).mean())}
+                                     for k, j in enumerate(labels)}
         for k, j in enumerate(labels):
             panels = [Panel(e.title, maps[k], names[j], float(probs[j]))
                       for e, (maps, probs) in zip(explainers, results)]

@@ -5,6 +5,11 @@ model's per-label and mean ROC-AUC and their deltas, and how often the two agree
 thresholds; ``passed`` applies the tolerance of the export mode (``tfcxr.export.modes``). AUC
 deltas are only gated for labels with enough positives and negatives: with a handful of
 positives one swapped pair moves the AUC by more than any quantisation error.
+
+A label whose Keras logits barely vary across the films (span below ``FLAT_LOGIT_SPAN``) is one
+the model has not learned: its ranking is decided by differences smaller than any quantisation
+step, so every mode reorders it. The report names such labels and says so, instead of blaming
+the conversion; the remedy is training, not a gentler export mode.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ import numpy as np
 
 from tfcxr.export.modes import ParityTolerance, get_mode
 from tfcxr.metrics import per_label_auc, sigmoid
+
+# Keras logits spanning less than this across all films (odds varying by ~10 %) carry no ranking
+# a quantised model can keep.
+FLAT_LOGIT_SPAN = 0.1
 
 
 @dataclass
@@ -30,6 +39,17 @@ class LabelParity:
     threshold: float
     agreement: float  # fraction of images both models put on the same side of the threshold
     gated: bool
+    logit_span: float = float("nan")  # max - min of the Keras logits across the films
+
+    @property
+    def learned(self) -> bool:
+        """False when the Keras scores barely vary across films (``FLAT_LOGIT_SPAN``)."""
+        return not self.logit_span < FLAT_LOGIT_SPAN
+
+    def not_learned_note(self, images: int) -> str:
+        return (f"model has not learned {self.label}: its scores span only {self.logit_span:.2g} "
+                f"(logits) across {images} films, so any perturbation reorders them; train it "
+                "further rather than blaming quantisation")
 
 
 @dataclass
@@ -53,7 +73,12 @@ class ParityReport:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["passed"] = self.passed
+        out["not_learned"] = self.not_learned
         return finite_or_none(out)
+
+    @property
+    def not_learned(self) -> list[str]:
+        return [row.label for row in self.labels if not row.learned]
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -71,6 +96,8 @@ class ParityReport:
                          f"{row.tflite_auc:>7.4f} {row.auc_delta:>+8.4f} "
                          f"{row.max_abs_prob_diff:>9.2e} {row.agreement:>6.3f} "
                          f"{'yes' if row.gated else 'no'}")
+        lines += [f"NOTE: {row.not_learned_note(self.images)}" for row in self.labels
+                  if not row.learned and not any(f.startswith(f"{row.label}:") for f in self.failures)]
         lines += [f"FAIL: {failure}" for failure in self.failures]
         return "\n".join(lines)
 
@@ -111,20 +138,24 @@ def check_parity(keras_logits, tflite_logits, labels, mask, label_names, mode: s
         agreement = float(np.mean((p_keras[:, j] >= threshold) == (p_tflite[:, j] >= threshold)))
         k_auc, t_auc = auc_keras[f"auc_{name}"], auc_tflite[f"auc_{name}"]
         gated = min(positives, negatives) >= tolerance.min_positives
+        span = float(np.ptp(keras_logits[:, j])) if len(keras_logits) else float("nan")
         row = LabelParity(name, positives, negatives, k_auc, t_auc, t_auc - k_auc,
-                          float(diff[:, j].max()), threshold, agreement, gated)
+                          float(diff[:, j].max()), threshold, agreement, gated, span)
         rows.append(row)
         limit = tolerance.max_label_auc_delta
         if gated and limit is not None and not abs(row.auc_delta) <= limit:
-            failures.append(f"{name}: AUC delta {row.auc_delta:+.4f} exceeds {limit} "
-                            f"({positives} positives)")
+            delta = f"AUC delta {row.auc_delta:+.4f} exceeds {limit} ({positives} positives)"
+            failures.append(f"{name}: {row.not_learned_note(len(labels))} ({delta})"
+                            if not row.learned else f"{name}: {delta}")
     mean_delta = auc_tflite["auc"] - auc_keras["auc"]
     if tolerance.max_abs_prob is not None and not diff.max() <= tolerance.max_abs_prob:
         failures.append(f"max |probability difference| {diff.max():.2e} exceeds "
                         f"{tolerance.max_abs_prob:.0e}")
     if (tolerance.max_mean_auc_delta is not None and np.isfinite(mean_delta)
             and not abs(mean_delta) <= tolerance.max_mean_auc_delta):
-        failures.append(f"mean AUC delta {mean_delta:+.4f} exceeds {tolerance.max_mean_auc_delta}")
+        flat = [row.label for row in rows if not row.learned]
+        failures.append(f"mean AUC delta {mean_delta:+.4f} exceeds {tolerance.max_mean_auc_delta}"
+                        + (f" (labels the model has not learned: {', '.join(flat)})" if flat else ""))
     if not np.isfinite(tflite_logits).all():
         failures.append("the TFLite model produced non-finite logits")
     return ParityReport(mode, len(labels), tolerance, float(diff.max()), float(diff.mean()),

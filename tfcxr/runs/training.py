@@ -27,7 +27,8 @@ from tfcxr.config import RunConfig, TrainConfig
 from tfcxr.data.manifest import Manifest
 from tfcxr.data.pipeline import build_dataset
 from tfcxr.distill.distiller import Distiller
-from tfcxr.distill.teacher_predictions import align_teacher_logits
+from tfcxr.distill.teacher_predictions import (align_teacher_logits, predict_logits,
+                                               write_teacher_logits)
 from tfcxr.errors import TfcxrError
 from tfcxr.io import write_text_atomic
 from tfcxr.metrics import AUCCallback
@@ -208,10 +209,16 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
         raise RunError("give exactly one of a teacher model, teacher predictions or student_only")
     run = RunDirectory(out)
     manifest, spec = prepare(config, config.student.name)
+    teacher_source = teacher_model
+    if teacher_model is not None and config.distill.precompute_teacher:
+        teacher_predictions, teacher_model = run.path / TEACHER_LOGITS, None
     mode = "student_only" if student_only else "offline" if teacher_predictions else "online"
     teacher_ref = teacher_model or teacher_predictions
     run.record_inputs("student", config, manifest, spec, model=config.student.name, mode=mode,
-                      teacher=store_path(teacher_ref, run.path) if teacher_ref else "")
+                      teacher=store_path(teacher_ref, run.path) if teacher_ref else "",
+                      teacher_model=store_path(teacher_source, run.path) if teacher_source else "")
+    if teacher_source is not None and teacher_model is None and not Path(teacher_predictions).is_file():
+        precompute_teacher_logits(config, manifest, teacher_source, Path(teacher_predictions))
     logits = align_teacher_logits(manifest, teacher_predictions) if teacher_predictions else None
     train_ds, val_ds = datasets(config, manifest, spec, logits)
     strategy = start(config, verbose)
@@ -226,6 +233,18 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
     return fit(run, factory, config.student.train, train_ds, val_ds, manifest.label_names,
                strategy, distill_compile_kwargs(config, student_only), verbose,
                precision=config.precision, jit_compile=config.jit_compile)
+
+
+TEACHER_LOGITS = "teacher_logits.csv"
+
+
+def precompute_teacher_logits(config: RunConfig, manifest: Manifest, teacher_model: str | Path,
+                              out: Path) -> Path:
+    """Score every film of ``manifest`` once, un-augmented, with the frozen teacher at its own
+    preprocessing (``distill.precompute_teacher``); written as a teacher-predictions CSV."""
+    teacher, spec = load_teacher(teacher_model, config, manifest.num_classes, config.data.image_size)
+    logits = predict_logits(teacher, manifest, spec, config.data.batch_size)
+    return write_teacher_logits(out, manifest.image_ids, manifest.label_names, logits)
 
 
 def distill_with_teacher_first(config: RunConfig, out: str | Path, *,

@@ -1,0 +1,102 @@
+"""The README's main job and every command it lists after it, end to end on the demo data, at a
+reduced budget (a smaller demo, 32 px, few epochs): distill with the DenseNet161 teacher from the
+shipped demo config, then export-tflite --mode all, explain, evaluate, compare and benchmark on
+its output, each step's output checked, so the first hour of a new user can never silently break.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cli_invoke import invoke
+from tfcxr.config import config_path, load_yaml
+from tfcxr.data.demo import DemoSpec, write_demo_dataset
+from tfcxr.runs.trained import TrainedRun
+
+MODES = ("float32", "float16", "dynamic", "int8")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory):
+    """``tfcxr distill --teacher densenet161`` with the shipped demo config, smaller."""
+    base = tmp_path_factory.mktemp("main-job")
+    demo = write_demo_dataset(base / "demo", DemoSpec(patients=140, image_size=64, seed=0))
+    config = load_yaml(config_path("demo"))
+    config["data"].update(root=str(demo), image_size=32)
+    config["teacher"]["train"].update(epochs=2, backup_every_steps=100)
+    config["student"]["train"].update(epochs=12, backup_every_steps=1000)
+    (base / "demo-small.yaml").write_text(yaml.safe_dump(config))
+    run = base / "runs" / "distill-densenet161-eeea_net_c2-demo"
+    result = invoke("distill", "--teacher", "densenet161", "--config", base / "demo-small.yaml",
+                    "--out", run, "--quiet")
+    assert "training densenet161 first" in result.output and "student eeea_net_c2" in result.output
+    return run
+
+
+def test_the_main_job_writes_a_teacher_and_a_distilled_student(main_job):
+    run = TrainedRun.open(main_job)
+    teacher = TrainedRun.open(main_job / "teacher")
+    assert run.info["mode"] == "offline" and run.info["teacher_model"].endswith("best.keras")
+    assert (main_job / "teacher_logits.csv").is_file()  # the teacher scored each film once
+    assert teacher.model_name == "densenet161" and run.model_name == "eeea_net_c2"
+    for trained in (run, teacher):
+        assert trained.info["best_val_auc"] > 0.5 and trained.model_path.is_file()
+
+
+def test_export_all_writes_each_mode_through_its_gate_or_says_why(main_job):
+    result = invoke("export-tflite", "--run", main_job, "--mode", "all", expect=None)
+    written = []
+    for mode in MODES:
+        folder = main_job / "export" / mode
+        tflite = folder / f"eeea_net_c2_{mode}.tflite"
+        if tflite.is_file():
+            parity = json.loads((folder / "parity.json").read_text())
+            assert parity["passed"] and parity["images"] > 0, parity
+            assert {"labels.txt", "thresholds.json", "model_card.json"} <= {p.name for p in folder.iterdir()}
+            written.append(mode)
+        else:  # not written: the output names the mode and the gate's reason
+            assert f"{mode} model failed the parity gate" in result.output, result.output
+            assert "exceeds" in result.output or "has not learned" in result.output
+    assert {"float32", "float16"} <= set(written), result.output
+    assert (result.exit_code == 0) == (len(written) == len(MODES)), result.output
+
+
+def test_explain_lights_up_on_films_positive_for_the_finding(main_job, tmp_path):
+    out = tmp_path / "explanations"
+    invoke("explain", "--model", main_job, "--teacher", main_job / "teacher", "--split", "test",
+           "--limit", "8", "--out", out)
+    index = json.loads((out / "explanations.json").read_text())
+    run = TrainedRun.open(main_job)
+    test = run.split("test")
+    truth = dict(zip(test.image_ids, test.targets))
+    lit = {"teacher": [], "student": []}
+    for entry in index:
+        positives = truth[Path(entry["film"]).name]
+        for j, label in enumerate(run.label_names):
+            figure = Path(entry["figures"][label])
+            assert figure.is_file() and figure.stat().st_size > 1000
+            if positives[j] == 1:
+                for role in lit:
+                    lit[role].append(entry["heat"][role][label]["max"])
+    assert lit["teacher"], "no positive film among the first 8 test films"
+    assert np.mean(np.array(lit["teacher"]) > 0.5) >= 0.9, lit["teacher"]  # non-empty maps
+    assert np.mean(np.array(lit["student"]) > 0.5) >= 0.9, lit["student"]
+
+
+def test_evaluate_compare_and_benchmark_report_on_the_run(main_job, tmp_path):
+    invoke("evaluate", "--model", main_job, "--bootstrap", "50", "--report", tmp_path / "report")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["n_images"] == len(TrainedRun.open(main_job).split("test"))
+    assert 0.5 < report["mean_auc"]["estimate"] <= 1 and len(report["rows"]) == 6
+    result = invoke("compare", main_job / "teacher", main_job, "--bootstrap", "50",
+                    "--out", tmp_path / "comparison")
+    comparison = (tmp_path / "comparison" / "comparison.md").read_text()
+    assert "teacher" in comparison and "AUC" in result.output + comparison
+    bench = invoke("benchmark", main_job, "--threads", "1", "--runs", "5", "--json")
+    rows = json.loads(bench.output[bench.output.index("["):])
+    assert any("densenet161" in json.dumps(row) for row in rows)
+    assert sum(1 for row in rows if "eeea_net_c2" in json.dumps(row)) >= 1
