@@ -171,7 +171,7 @@ def benchmark(args, work: Path) -> dict:
 
     run = work / "run"
     if not (run / "last.keras").is_file():
-        run_checked(tfcxr("distill", "--student-only", "-c", "configs/nih.yaml", "--root",
+        run_checked(tfcxr("distill", "--student-only", "-c", "nih", "--root",
                           str(args.root), "--image-size", str(args.image_size), "--epochs", "1",
                           "--batch-size", "32", "-q", "--out", str(run)), work / "distill.log")
     models = {"keras": str(run)}

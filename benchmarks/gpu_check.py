@@ -5,7 +5,7 @@ size, then times, in films/s: the data pipeline decoding PNGs, the pipeline read
 shards, training the teacher, and distilling the student from it (online), each for ``--steps``
 batches under ``--precision`` and ``--jit-compile``. Runs on a CPU too, slowly.
 
-    python benchmarks/gpu_check.py [--config configs/paper/nih.yaml] [--steps 300]
+    python benchmarks/gpu_check.py [--config tfcxr/configs/paper/nih.yaml] [--steps 300]
         [--precision mixed_float16] [--jit-compile] [--memory-growth] [--json out.json]
 
 Precision defaults to mixed_float16 with a GPU and mixed_bfloat16 without. The config gives the
@@ -57,7 +57,7 @@ def fit_rate(distiller, ds, steps: int) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "paper" / "nih.yaml")
+    parser.add_argument("--config", type=Path, default=REPO / "tfcxr" / "configs" / "paper" / "nih.yaml")
     parser.add_argument("--steps", type=int, default=300, help="timed batches per measurement")
     parser.add_argument("--image-size", type=int, help="override data.image_size (224)")
     parser.add_argument("--batch-size", type=int, help="override data.batch_size")
