@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tfcxr.cli import main
+from tfcxr.errors import TfcxrError
 
 MODE_NAMES = ("float32", "float16", "dynamic", "int8")
 run_option = click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True),
@@ -68,22 +69,43 @@ def export_tflite_command(run_dir, modes, out, force, gradcam, ptq, calibration_
     modes = MODE_NAMES if "all" in modes else tuple(dict.fromkeys(modes))
     if out and Path(out).suffix == ".tflite" and len(modes) > 1:
         raise click.UsageError("--out FILE.tflite takes one --mode; give a folder for several")
+    failed = {}
     for mode in modes:
         click.echo(f"exporting {mode} ...", err=True)
-        result = export_tflite(run_dir, mode, out if out and len(modes) == 1 else
-                               (Path(out) / mode if out else None), force=force,
-                               calibration_images=calibration_images, parity_split=parity_split,
-                               threshold_split=threshold_split, use_qat=not ptq,
-                               gradcam=gradcam)
+        try:
+            result = export_tflite(run_dir, mode, out if out and len(modes) == 1 else
+                                   (Path(out) / mode if out else None), force=force,
+                                   calibration_images=calibration_images,
+                                   parity_split=parity_split, threshold_split=threshold_split,
+                                   use_qat=not ptq, gradcam=gradcam)
+        except TfcxrError as e:
+            if len(modes) == 1:
+                raise
+            failed[mode] = str(e)
+            click.echo(f"{mode}: NOT written: {e}")
+            continue
         click.echo(result.parity.to_json() if as_json else result.parity.summary())
         size = result.card["model"]["size_bytes"]
         note = "" if result.parity.passed else " (FAILED the parity gate, written because of --force)"
         if "gradcam" in result.card:
-            check = result.card["gradcam"]["vs_keras_grad_cam"]
-            click.echo(f"gradcam output vs Keras Grad-CAM on {check['films']} films: correlation "
-                       f"mean {check['correlation_mean']:.4f}, min {check['correlation_min']:.4f}")
+            click.echo(gradcam_summary(result.card["gradcam"]["vs_keras_grad_cam"]))
         click.echo(f"wrote {result.tflite} ({size / 1e6:.2f} MB){note} and "
                    f"{', '.join(p.name for p in result.files.values())}")
+    if failed:
+        written = [mode for mode in modes if mode not in failed]
+        raise click.ClickException(
+            f"{len(failed)} of {len(modes)} modes failed ({', '.join(failed)}); "
+            f"written: {', '.join(written) or 'none'}")
+
+
+def gradcam_summary(check: dict) -> str:
+    """The Grad-CAM check in words; the correlation is undefined (None) when the maps are flat."""
+    head = f"gradcam output vs Keras Grad-CAM on {check['films']} films: "
+    if check.get("correlation_mean") is None:
+        return head + ("correlation undefined: " + check.get("undefined", "the maps are constant"))
+    return head + (f"correlation mean {check['correlation_mean']:.4f}, "
+                   f"min {check['correlation_min']:.4f} over {check['labels_compared']} labels"
+                   + (f" ({check['undefined']})" if check.get("undefined") else ""))
 
 
 @main.command("parity")

@@ -104,12 +104,20 @@ def _gradcam_parity(source_model, model: TFLiteModel, pixels: np.ndarray, spec, 
     inputs = pixels.astype(np.float32) if is_app_model(source_model) else normalize(pixels, spec)
     keras_maps = grad_cam(source_model, inputs, "all", model_name=model_name)
     tflite_maps = model.run(pixels)["gradcam"]
-    per_label = []
+    per_label, flat = [], []
     for j in range(keras_maps.shape[1]):
         a, b = keras_maps[:, j].ravel(), tflite_maps[:, j].ravel()
-        per_label.append(float(np.corrcoef(a, b)[0, 1]) if a.std() and b.std() else float("nan"))
-    return {"films": len(pixels), "correlation_mean": float(np.nanmean(per_label)),
-            "correlation_min": float(np.nanmin(per_label)),
+        if a.std() and b.std():
+            per_label.append(float(np.corrcoef(a, b)[0, 1]))
+        else:
+            flat.append(j)
+    undefined = (f"{len(flat)} of {keras_maps.shape[1]} labels have constant maps (all zero: "
+                 "no positive evidence at the Grad-CAM layer) in Keras or in the file, so no "
+                 "correlation is defined for them" if flat else None)
+    return {"films": len(pixels), "labels_compared": len(per_label),
+            "correlation_mean": float(np.mean(per_label)) if per_label else None,
+            "correlation_min": float(np.min(per_label)) if per_label else None,
+            "undefined": undefined,
             "max_abs_diff": float(np.abs(keras_maps - tflite_maps).max())}
 
 
