@@ -29,7 +29,9 @@ import numpy as np
 
 from tfcxr.config import DataConfig, DistillConfig, ModelConfig, RunConfig, TrainConfig
 from tfcxr.data.pipeline import build_dataset
-from tfcxr.distill.run import distill, load_model, train_teacher, trained_model
+from tfcxr.runs.layout import trained_model
+from tfcxr.runs.loading import load_model
+from tfcxr.runs.training import distill, train_teacher
 from tfcxr.metrics import per_label_auc
 
 REPO = Path(__file__).resolve().parents[1]

@@ -65,7 +65,9 @@ import numpy as np
 from tfcxr.backend import keras, tf  # noqa: F401  (first: selects tf-keras)
 from tfcxr.config import DataConfig, DistillConfig, ModelConfig, RunConfig, TrainConfig
 from tfcxr.data.pipeline import build_dataset
-from tfcxr.distill.run import distill, load_model, run_is_complete, train_teacher, trained_model
+from tfcxr.runs.layout import run_is_complete, trained_model
+from tfcxr.runs.loading import load_model
+from tfcxr.runs.training import distill, train_teacher
 from tfcxr.explain.gradcam import grad_cam
 from tfcxr.metrics import per_label_auc
 from tfcxr.preprocessing import PreprocessingSpec

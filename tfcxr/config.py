@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from tfcxr.data.augment import AugmentConfig
+from tfcxr.data.readers import read_dataset
 from tfcxr.errors import ConfigError
 
 
@@ -66,13 +68,9 @@ class DataConfig:
             raise ConfigError(f"data.augment: {e}") from None
 
     def augment_config(self):
-        from tfcxr.data.augment import AugmentConfig
-
         return from_mapping(AugmentConfig, self.augment, "data.augment")
 
     def read_manifest(self, log=None):
-        from tfcxr.data.readers import read_dataset
-
         return read_dataset(self.dataset, self.root, skip_bad=self.skip_bad, log=log, **self.options)
 
     def to_dict(self) -> dict:

@@ -15,6 +15,11 @@ from sklearn.metrics import roc_auc_score
 from tfcxr.backend import keras, tf
 
 
+def sigmoid(logits) -> np.ndarray:
+    """Probabilities of logits (float64, so no saturation before 1 - 1e-16)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+
+
 def per_label_auc(labels, probs, mask, label_names) -> dict[str, float]:
     """ROC-AUC of each label over its unmasked rows, and their unweighted mean.
 

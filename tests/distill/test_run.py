@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from tfcxr.backend import keras
 from tfcxr.cli import main
 from tfcxr.data.demo import DemoSpec, write_demo_dataset
-from tfcxr.distill.run import trained_model
+from tfcxr.runs.layout import trained_model
 
 
 @pytest.fixture(scope="module")

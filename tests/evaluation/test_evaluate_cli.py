@@ -42,7 +42,7 @@ def test_evaluate_explains_a_model_without_a_run(tmp_path):
     stray = tmp_path / "model.tflite"
     stray.write_bytes(b"x")
     result = invoke("evaluate", "--model", stray, expect=1)
-    assert "no model_card.json beside it" in result.output
+    assert "not inside a tfcxr run and no labels.txt beside it" in result.output
 
 
 def test_evaluate_on_a_dataset_read_afresh(nih_run, nih_sample, tmp_path):

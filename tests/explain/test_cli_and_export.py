@@ -7,7 +7,7 @@ from cli_invoke import invoke
 
 from tfcxr.export.exporter import export_tflite
 from tfcxr.export.metadata import read_metadata
-from tfcxr.export.runtime import TFLiteModel
+from tfcxr.runs.tflite import TFLiteModel
 
 
 def test_explain_draws_teacher_and_student_per_label(nih_run, nih_sample, tmp_path):

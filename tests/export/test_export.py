@@ -11,16 +11,16 @@ from cli_invoke import invoke
 
 from tfcxr import models
 from tfcxr.backend import keras
-from tfcxr.distill.trained_run import TrainedRun
 from tfcxr.errors import TfcxrError
 from tfcxr.export import exporter as exporter_module
-from tfcxr.export.app_model import build_app_model, is_app_model
 from tfcxr.export.exporter import ParityGateError, export_tflite
-from tfcxr.export.inputs import keras_logits, load_pixels, normalize
 from tfcxr.export.metadata import packed_files, read_metadata
 from tfcxr.export.modes import MODES, ParityTolerance
-from tfcxr.export.runtime import TFLiteModel
+from tfcxr.models.app_model import build_app_model, is_app_model
 from tfcxr.preprocessing import PreprocessingSpec
+from tfcxr.runs.predictor import normalize, open_predictor
+from tfcxr.runs.tflite import TFLiteModel
+from tfcxr.runs.trained import TrainedRun
 
 
 def test_app_model_takes_pixels_and_scores_like_the_network():
@@ -43,24 +43,23 @@ def exports(nih_exports):
 def test_float_modes_pass_their_parity_gate(exports, nih_run, assert_parity):
     run = TrainedRun.open(nih_run)
     part = run.split("test")
-    pixels = load_pixels(part, run.spec)
-    reference = keras_logits(run.network(), pixels, run.spec)
+    reference = open_predictor(run).score(part)
     for mode in ("float32", "float16"):
         result = exports[mode]
         assert result.parity.passed, result.parity.summary()
         assert result.parity.images == len(part) == 75
         # the same check through the test fixture, from the written file
-        assert_parity(reference, TFLiteModel(result.tflite).logits(pixels), part.targets,
+        assert_parity(reference, open_predictor(result.tflite, run).score(part), part.targets,
                       part.mask, run.label_names, mode)
     assert exports["float32"].parity.max_abs_prob_diff < 1e-5
 
 
 def test_quantized_modes_reproduce_the_logits(exports, nih_run):
     run = TrainedRun.open(nih_run)
-    pixels = load_pixels(run.split("test"), run.spec)
-    reference = keras_logits(run.network(), pixels, run.spec)
+    test = run.split("test")
+    reference = open_predictor(run).score(test)
     for mode, bound in (("dynamic", 0.02), ("int8", 0.1)):
-        logits = TFLiteModel(exports[mode].tflite).logits(pixels)
+        logits = open_predictor(exports[mode].tflite, run).score(test)
         assert np.abs(logits - reference).mean() < bound, mode
         assert exports[mode].parity.max_abs_prob_diff < 0.05, mode
 
@@ -111,12 +110,10 @@ def test_written_files_are_what_an_app_needs(exports, nih_run):
 
 def test_thresholds_are_youden_points_of_the_exported_model(exports, nih_run):
     from tfcxr.evaluation.operating_points import youden_thresholds
-    from tfcxr.export.parity import sigmoid
 
     run = TrainedRun.open(nih_run)
     val = run.split("val")
-    tflite = TFLiteModel(exports["dynamic"].tflite)
-    probs = sigmoid(tflite.logits(load_pixels(val, run.spec)))
+    probs = open_predictor(exports["dynamic"].tflite, run).probabilities(val)
     expected = youden_thresholds(val.targets, probs, val.mask, run.label_names)
     saved = json.loads((exports["dynamic"].tflite.parent / "thresholds.json").read_text())
     for label, values in expected.items():

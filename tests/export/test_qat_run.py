@@ -7,9 +7,9 @@ import numpy as np
 from cli_invoke import invoke
 
 from tfcxr import models
-from tfcxr.export.app_model import build_app_model
+from tfcxr.models.app_model import build_app_model
 from tfcxr.export.exporter import export_tflite
-from tfcxr.export.runtime import TFLiteModel
+from tfcxr.runs.tflite import TFLiteModel
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.quantize import calibrate_ranges, quantize_model
 

@@ -10,6 +10,13 @@ from tfcxr.cli import main
 from tfcxr.cli.data import reader_options
 
 
+def progress_bar(what: str):
+    """A tqdm bar over pixel batches (hidden when not on a terminal)."""
+    from tqdm import tqdm
+
+    return lambda batches: tqdm(batches, desc=what, unit="batch", disable=None, leave=False)
+
+
 def bootstrap_options(fn):
     """``--bootstrap`` (patient-level resamples; paired for compare) and ``--seed``."""
     fn = click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")(fn)
@@ -38,34 +45,20 @@ def evaluate_command(model_path, run_dir, split, dataset, root, options, report_
     """Per-label ROC-AUC with patient-level bootstrap 95% CIs, sensitivity / specificity / F1 at
     the operating thresholds (exported thresholds.json, else Youden's J on validation), ROC and
     calibration plots, as report.json, report.md and a standalone report.html."""
-    import numpy as np
+    from tfcxr.cli.data import parse_options
+    from tfcxr.evaluation import write_report
+    from tfcxr.evaluation.models import evaluate_model
+    from tfcxr.runs.predictor import open_predictor
 
-    from tfcxr.evaluation import evaluate_arrays, write_report
-    from tfcxr.evaluation.scoring import ScoredModel
-
-    model = ScoredModel.open(model_path, run_dir)
-    if dataset:
-        from tfcxr.cli.data import parse_options
-        from tfcxr.data.readers import read_dataset
-
-        data = read_dataset(dataset, root, **parse_options(options))
-        data = data if split == "all" else data.select(np.flatnonzero(data.splits == split))
-        source = f"{dataset} {root or ''} {split} ({len(data)} films)"
-    else:
-        data = model.run.split(split)
-        source = f"{model.run.config.data.dataset} {split} ({len(data)} films)"
-    if not len(data):
-        raise click.UsageError(f"no films in split {split!r} of the data; try --split all")
-    report = evaluate_arrays(data.targets, model.probabilities(data), data.mask,
-                             data.patient_ids, model.run.label_names, model.thresholds(),
-                             n_boot=n_boot, seed=seed, model_name=model.name,
-                             model_path=str(model.path),
-                             data=source)
+    model = open_predictor(model_path, run_dir)
+    report = evaluate_model(model, split=split, dataset=dataset, root=root,
+                            options=parse_options(options), n_boot=n_boot, seed=seed,
+                            progress=progress_bar("scoring"))
     out = Path(report_dir) if report_dir else model.path.parent / "reports" / f"{model.path.stem}-{split}"
     paths = write_report(report, out)
     mean = report.mean_auc
     click.echo(f"{model.name}: mean AUC {mean.estimate:.4f} (95% CI {mean.low:.4f}-{mean.high:.4f}) "
-               f"on {len(data)} films; report in {paths['html']}")
+               f"on {report.n_images} films; report in {paths['html']}")
 
 
 @main.command("compare")
@@ -78,16 +71,10 @@ def compare_command(models, split, out, n_boot, seed):
     """One table of several runs or model files (teacher, student only, distilled, QAT int8 ...)
     on the same films: mean AUC with CIs, deltas to the first and paired bootstrap p-values.
     Every model must share the first one's labels; films come from the first model's run."""
-    from tfcxr.evaluation import compare_runs, write_comparison
-    from tfcxr.evaluation.scoring import ScoredModel
+    from tfcxr.evaluation import write_comparison
+    from tfcxr.evaluation.models import compare_models
 
-    scored = [ScoredModel.open(path) for path in models]
-    data = scored[0].run.split(split)
-    names = [m.name if len(models) == len({x.name for x in scored}) else str(p)
-             for m, p in zip(scored, models)]
-    probs = {name: model.probabilities(data) for name, model in zip(names, scored)}
-    table = compare_runs(data.targets, probs, data.mask, data.patient_ids,
-                         scored[0].run.label_names, n_boot=n_boot, seed=seed)
+    table = compare_models(models, split=split, n_boot=n_boot, seed=seed)
     click.echo(table.to_markdown())
     if out:
         paths = write_comparison(table, out)

@@ -30,14 +30,17 @@ def explain_command(model_path, teacher, images, split, limit, label, guided, ou
     and the student side by side, each captioned with its predicted probability."""
     from tqdm import tqdm
 
-    from tfcxr.evaluation.scoring import ScoredModel
     from tfcxr.explain.films import explain_films
+    from tfcxr.runs.predictor import open_predictor
 
     if bool(images) == bool(split):
         raise click.UsageError("give --image FILM (repeatable) or --split SPLIT")
     films = [Path(p) for p in images]
     if split:
-        films = [Path(p) for p in ScoredModel.open(model_path).run.split(split).paths[:limit]]
+        run = open_predictor(model_path).run
+        if run is None:
+            raise click.UsageError(f"{model_path} is not inside a tfcxr run: give --image films")
+        films = [Path(p) for p in run.split(split).paths[:limit]]
     wanted = label if label == "all" else [x.strip() for x in label.split(",")]
     index = explain_films(model_path, films, out, label=wanted, teacher=teacher, guided=guided,
                           progress=lambda x: tqdm(x, desc="explaining", unit="film", disable=None))

@@ -1,4 +1,5 @@
-"""``tfcxr qat``, ``tfcxr export-tflite``, ``tfcxr parity``, ``tfcxr benchmark``: thin over tfcxr.export."""
+"""``tfcxr qat``, ``tfcxr export-tflite``, ``tfcxr parity``, ``tfcxr benchmark``: thin over
+tfcxr.runs.qat and tfcxr.export."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def qat_command(run_dir, epochs, learning_rate, quiet):
 
     Writes RUN/qat/ (best.h5, last.h5, metrics, run.json); export-tflite --mode int8 then
     converts the QAT model instead of quantising after training."""
-    from tfcxr.distill.qat_run import qat_finetune
+    from tfcxr.runs.qat import qat_finetune
 
     result = qat_finetune(run_dir, epochs=epochs, learning_rate=learning_rate,
                           verbose=2 if quiet else 1)

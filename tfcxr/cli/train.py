@@ -1,4 +1,4 @@
-"""``tfcxr train-teacher``, ``tfcxr distill``, ``tfcxr teacher-predict``: thin over tfcxr.distill.run."""
+"""``tfcxr train-teacher``, ``tfcxr distill``, ``tfcxr teacher-predict``: thin over tfcxr.runs.training."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def resolve_config(config, dataset, root, options, image_size, batch_size, seed)
 def default_out(kind: str, *names: str) -> Path:
     """``runs/<kind>-<names>``: the same command resumes an unfinished run; a finished one gets
     a numbered sibling rather than being overwritten."""
-    from tfcxr.distill.run import run_is_complete
+    from tfcxr.runs.layout import run_is_complete
 
     base = Path("runs") / "-".join((kind, *names))
     candidate, n = base, 1
@@ -79,7 +79,7 @@ def report(result, what: str) -> None:
 def train_teacher_command(teacher, teacher_weights, config, dataset, root, options, epochs,
                           image_size, batch_size, seed, quiet, out):
     """Train a teacher with masked binary cross-entropy."""
-    from tfcxr.distill.run import train_teacher
+    from tfcxr.runs.training import train_teacher
 
     run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed)
     run_config.teacher.name = teacher or run_config.teacher.name
@@ -107,7 +107,7 @@ def train_teacher_command(teacher, teacher_weights, config, dataset, root, optio
 def distill_command(teacher, teacher_weights, teacher_predictions, student, student_only, qat, config,
                     dataset, root, options, epochs, image_size, batch_size, seed, quiet, out):
     """Distil a compact student from a frozen teacher (online, offline, or no teacher)."""
-    from tfcxr.distill.run import distill, run_is_complete, train_teacher, trained_model
+    from tfcxr.runs.training import distill_with_teacher_first
 
     if sum(map(bool, (teacher_weights, teacher_predictions, student_only))) > 1:
         raise click.UsageError("use only one of --teacher-weights, --teacher-predictions, --student-only")
@@ -120,43 +120,39 @@ def distill_command(teacher, teacher_weights, teacher_predictions, student, stud
     out = Path(out) if out else default_out("distill", teacher_label, run_config.student.name,
                                             run_config.data.dataset)
     verbose = 2 if quiet else 1
-    if not (teacher_weights or teacher_predictions or student_only):
-        teacher_run = out / "teacher"
-        if not run_is_complete(teacher_run):
-            click.echo(f"no --teacher-weights: training {run_config.teacher.name} first ({teacher_run})")
-            if epochs:
-                run_config.teacher.train.epochs = epochs
-            report(train_teacher(run_config, teacher_run, verbose=verbose), "teacher")
-        teacher_weights = trained_model(teacher_run)
-    result = distill(run_config, out, teacher_model=teacher_weights,
-                     teacher_predictions=teacher_predictions, student_only=student_only,
-                     verbose=verbose)
-    report(result, f"student {run_config.student.name}")
+    trains_teacher = not (teacher_weights or teacher_predictions or student_only)
+    if trains_teacher and epochs:
+        run_config.teacher.train.epochs = epochs
+    results = distill_with_teacher_first(run_config, out, teacher_model=teacher_weights,
+                                         teacher_predictions=teacher_predictions,
+                                         student_only=student_only, verbose=verbose,
+                                         notify=click.echo)
+    if "teacher" in results:
+        report(results["teacher"], "teacher")
+    report(results["student"], f"student {run_config.student.name}")
     if qat:
-        from tfcxr.distill.qat_run import qat_finetune
+        from tfcxr.runs.qat import qat_finetune
 
         report(qat_finetune(out, verbose=verbose), f"QAT student {run_config.student.name}")
 
 
 @main.command("teacher-predict")
 @click.option("--teacher-weights", "model_path", required=True, type=click.Path(exists=True),
-              help="A trained model (.keras, e.g. RUN/best.keras).")
+              help="A trained teacher (.keras, e.g. RUN/best.keras, or a weights file for the "
+                   "config's teacher); it sees its own preprocessing.")
 @data_options
 @click.option("--out", "-O", required=True, type=click.Path(dir_okay=False),
               help="CSV of per-image logits (image_id, logit_<Label>...).")
 def teacher_predict_command(model_path, config, dataset, root, options, epochs, image_size,
                             batch_size, seed, quiet, out):
     """Write a teacher's per-image logits once, for offline distillation (--teacher-predictions)."""
-    from tfcxr.distill.run import load_model
     from tfcxr.distill.teacher_predictions import predict_logits, write_teacher_logits
-    from tfcxr.preprocessing import PreprocessingSpec
+    from tfcxr.runs.training import load_teacher
 
     run_config = resolve_config(config, dataset, root, options, image_size, batch_size, seed)
     manifest = run_config.data.read_manifest()
-    model = load_model(model_path)
-    spec_file = Path(model_path).parent / "preprocessing.json"
-    spec = (PreprocessingSpec.load(spec_file) if spec_file.is_file()
-            else PreprocessingSpec(image_size=int(model.input_shape[1])))
+    model, spec = load_teacher(model_path, run_config, manifest.num_classes,
+                               run_config.data.image_size)
     logits = predict_logits(model, manifest, spec, run_config.data.batch_size)
     write_teacher_logits(out, manifest.image_ids, manifest.label_names, logits)
     click.echo(f"wrote logits of {len(manifest)} images x {manifest.num_classes} labels to {out}")

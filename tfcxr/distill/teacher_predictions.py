@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tfcxr.data.manifest import Manifest
+from tfcxr.data.pipeline import build_dataset
 from tfcxr.errors import DatasetError
 from tfcxr.io import atomic_path
 
@@ -75,8 +76,6 @@ def align_teacher_logits(manifest: Manifest, path: str | Path) -> np.ndarray:
 
 def predict_logits(model, manifest: Manifest, spec, batch_size: int = 32) -> np.ndarray:
     """[N, C] logits of ``model`` over every manifest row, in row order (no augmentation)."""
-    from tfcxr.data.pipeline import build_dataset
-
     ds = build_dataset(manifest, spec, training=False, batch_size=batch_size)
     logits = model.predict(ds.map(lambda x, y, m: x), verbose=0)
     return np.asarray(logits, np.float32)

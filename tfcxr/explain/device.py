@@ -37,10 +37,10 @@ import numpy as np
 
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
-from tfcxr.explain.graph import (build_model, is_quantized_layer, new_graph,
-                                 quantized_layer_as_float)
+from tfcxr.explain.graph import build_model, new_graph, quantized_layer_as_float
 from tfcxr.explain.gradcam import normalize_maps, resolve_layer
 from tfcxr.models.layers import HardSigmoid, HardSwish, hard_sigmoid, hard_swish
+from tfcxr.quantize import is_quantized_layer
 
 LOGITS_OUTPUT = "logits"
 GRADCAM_OUTPUT = "gradcam"

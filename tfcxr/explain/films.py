@@ -1,6 +1,6 @@
 """Explain films from files: Grad-CAM of a model (and its teacher) for chosen labels, as pictures.
 
-``explain_films`` is what ``tfcxr explain`` runs. Each model is a ``ScoredModel`` (a run
+``explain_films`` is what ``tfcxr explain`` runs. Each model is opened as a predictor (a run
 directory, a ``.keras`` or QAT ``.h5`` file), so it is fed exactly its run's input contract; the
 maps are drawn over the film at the film's own resolution, one figure per film and label, the
 teacher's panel beside the student's, each captioned with the model's probability.
@@ -17,39 +17,39 @@ import numpy as np
 from tfcxr.data.images import load_image
 from tfcxr.data.pipeline import preprocess_image
 from tfcxr.errors import TfcxrError
-from tfcxr.evaluation.scoring import ScoredModel
 from tfcxr.explain.gradcam import grad_cam, resolve_labels
 from tfcxr.explain.overlay import Panel, save_figure
-from tfcxr.export.app_model import is_app_model
-from tfcxr.export.harness import load_keras
-from tfcxr.export.parity import sigmoid
 from tfcxr.io import write_text_atomic
+from tfcxr.metrics import sigmoid
+from tfcxr.runs.predictor import KerasPredictor, Predictor, open_predictor
 
 
 @dataclass
 class Explainer:
     """One model ready to explain films: the Keras model and its run's input contract."""
 
-    scored: ScoredModel
+    predictor: Predictor
     role: str
 
     def __post_init__(self):
-        if self.scored.is_tflite:
-            raise TfcxrError(f"{self.scored.path}: explain a Keras model (RUN, .keras, .h5); "
+        if not isinstance(self.predictor, KerasPredictor):
+            raise TfcxrError(f"{self.predictor.path}: explain a Keras model (RUN, .keras, .h5); "
                              "a .tflite exported with --gradcam carries its own maps")
-        self.model = load_keras(self.scored.path)
+        if self.predictor.run is None:
+            raise TfcxrError(f"{self.predictor.path}: not inside a tfcxr run directory")
+        self.run = self.predictor.run
 
     @property
     def title(self) -> str:
-        return f"{self.role}: {self.scored.run.model_name}"
+        return f"{self.role}: {self.run.model_name}"
 
     def maps(self, film: np.ndarray, labels: list[int], guided: bool):
-        spec = self.scored.run.spec
+        spec = self.predictor.spec
         image = preprocess_image(film, spec)
-        if is_app_model(self.model):  # a QAT model takes pixels
+        if self.predictor.takes_pixels:  # an app or QAT model
             image = (image * np.float32(spec.std) + np.float32(spec.mean)) * 255.0
-        maps, logits = grad_cam(self.model, image[None], labels, guided=guided,
-                                model_name=self.scored.run.model_name, return_logits=True)
+        maps, logits = grad_cam(self.predictor.model, image[None], labels, guided=guided,
+                                model_name=self.run.model_name, return_logits=True)
         return maps[0], sigmoid(logits[0])
 
 
@@ -59,11 +59,11 @@ def explain_films(model: str | Path, films: list[Path], out: str | Path, *, labe
     """Write ``out/<film>_<label>.png`` for every film and label; returns (and writes as
     ``out/explanations.json``) each film's probabilities and figure paths. ``progress`` wraps
     the films (e.g. a tqdm bar)."""
-    explainers = [Explainer(ScoredModel.open(model), "student")]
+    explainers = [Explainer(open_predictor(model), "student")]
     if teacher is not None:
-        explainers.insert(0, Explainer(ScoredModel.open(teacher), "teacher"))
-    names = explainers[-1].scored.run.label_names
-    if any(e.scored.run.label_names != names for e in explainers):
+        explainers.insert(0, Explainer(open_predictor(teacher), "teacher"))
+    names = explainers[-1].run.label_names
+    if any(e.run.label_names != names for e in explainers):
         raise TfcxrError("the teacher and the student predict different labels")
     labels = resolve_labels(label, len(names), names)
     out = Path(out)

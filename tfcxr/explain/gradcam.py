@@ -27,8 +27,9 @@ from tf_explain.core.grad_cam import GradCAM
 
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
-from tfcxr.explain.graph import build_model, is_graph_model, is_quantized, new_graph
+from tfcxr.explain.graph import build_model, is_graph_model, new_graph
 from tfcxr.models import get_spec, list_models
+from tfcxr.quantize import is_qat_model
 
 _GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
@@ -66,7 +67,7 @@ def gradcam_model(model: keras.Model, layer: str | None = None, model_name: str 
 
     ``graph_kwargs`` go to ``tfcxr.explain.graph.new_graph`` (preprocessing, input name...).
     """
-    graph_kwargs.setdefault("unwrap_qat", is_quantized(model))
+    graph_kwargs.setdefault("unwrap_qat", is_qat_model(model))
     own = None if any(graph_kwargs.values()) else _own_graph(model)
     inputs, logits, trace = own if own is not None else new_graph(model, **graph_kwargs)
     if isinstance(logits, list):

@@ -25,7 +25,7 @@ import tensorflow_model_optimization as tfmot
 
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
-from tfcxr.quantize import quantize_scope
+from tfcxr.quantize import is_quantized_layer, quantize_scope
 
 _QUANTIZE_WRAPPERS = (tfmot.quantization.keras.QuantizeWrapper,)
 
@@ -33,17 +33,6 @@ _QUANTIZE_WRAPPERS = (tfmot.quantization.keras.QuantizeWrapper,)
 def is_graph_model(layer) -> bool:
     """True for a functional (or built Sequential) model whose graph can be walked."""
     return isinstance(layer, keras.Model) and getattr(layer, "_is_graph_network", False)
-
-
-def is_quantized_layer(layer) -> bool:
-    """True for tfmot's QAT layers: a ``QuantizeWrapper`` or the input's ``QuantizeLayer``."""
-    return isinstance(layer, _QUANTIZE_WRAPPERS) or type(layer).__name__ == "QuantizeLayer"
-
-
-def is_quantized(model: keras.Model) -> bool:
-    """True when ``model`` (or a model nested in it) holds tfmot QAT layers."""
-    return any(is_quantized_layer(layer) or (is_graph_model(layer) and is_quantized(layer))
-               for layer in model.layers)
 
 
 def replay(model: keras.Model, inputs, *, unwrap_qat: bool = False,

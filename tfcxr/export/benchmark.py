@@ -14,18 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcxr.distill.trained_run import TrainedRun
 from tfcxr.errors import TfcxrError
 from tfcxr.export.convert import convert
-from tfcxr.export.harness import infer_mode, load_keras
-from tfcxr.export.inputs import load_pixels
+from tfcxr.export.harness import infer_mode
 from tfcxr.export.latency import Latency, summarize, time_invocations
 from tfcxr.export.modes import MODES
-from tfcxr.export.runtime import TFLiteModel
 from tfcxr.models import create, get_spec
 from tfcxr.models.macs import count_macs
 from tfcxr.preprocessing import PreprocessingSpec
-from tfcxr.quantize import load_qat_model
+from tfcxr.runs.layout import KERAS_SUFFIX, QAT_SUFFIX, model_preprocessing
+from tfcxr.runs.loading import load_model
+from tfcxr.runs.predictor import iter_pixel_batches
+from tfcxr.runs.tflite import TFLITE_SUFFIX, TFLiteModel
+from tfcxr.runs.trained import TrainedRun
 
 
 @dataclass
@@ -65,8 +66,11 @@ def _network_candidates(name, role, network, spec, modes, calibration, qat=None)
 def _run_teacher(run: TrainedRun) -> str:
     """The run's trained teacher file, or its architecture's name (offline runs keep only a CSV
     of the teacher's predictions; student-only runs name the config's teacher)."""
-    reference = run.info.get("teacher") or ""
-    return reference if reference.endswith(".keras") and Path(reference).is_file() else run.config.teacher.name
+    teacher = run.teacher
+    if run.mode == "online" and teacher is not None and teacher.suffix == KERAS_SUFFIX \
+            and teacher.is_file():
+        return str(teacher)
+    return run.config.teacher.name
 
 
 def _teacher(teacher: str | None, spec: PreprocessingSpec, num_classes: int):
@@ -74,7 +78,7 @@ def _teacher(teacher: str | None, spec: PreprocessingSpec, num_classes: int):
     if teacher is None:
         return None
     if Path(teacher).exists():
-        return load_keras(teacher)
+        return load_model(teacher)
     return create(get_spec(teacher).name, num_classes=num_classes, input_shape=spec.input_shape)
 
 
@@ -83,7 +87,7 @@ def candidates(target: str | Path, *, teacher: str | None = None,
     """What to time for ``target``: a run directory, a ``.keras`` network or a ``.tflite``."""
     target = Path(target)
     rng = np.random.default_rng(0)
-    if target.suffix == ".tflite":
+    if target.suffix == TFLITE_SUFFIX:
         model = TFLiteModel(target)
         found = [Candidate(target.stem, "student", infer_mode(model), model.content, None, None)]
         spec = PreprocessingSpec(image_size=model.input_shape[0], channels=model.input_shape[-1])
@@ -94,15 +98,13 @@ def candidates(target: str | Path, *, teacher: str | None = None,
         train = run.split("train")
         rows = np.sort(rng.choice(len(train), min(calibration_images, len(train)), replace=False))
         qat_path = run.qat_model_path()
+        calibration = np.concatenate(list(iter_pixel_batches(train.select(rows), spec)))
         found = list(_network_candidates(run.model_name, "student", run.network(), spec, modes,
-                                         load_pixels(train.select(rows), spec),
-                                         load_qat_model(qat_path) if qat_path else None))
+                                         calibration, load_model(qat_path) if qat_path else None))
         teacher = teacher or _run_teacher(run)
-    elif target.suffix in (".keras", ".h5"):
-        network = load_keras(target)
-        spec_file = target.parent / "preprocessing.json"
-        spec = (PreprocessingSpec.load(spec_file) if spec_file.is_file()
-                else PreprocessingSpec(image_size=int(network.input_shape[1])))
+    elif target.suffix in (KERAS_SUFFIX, QAT_SUFFIX):
+        network = load_model(target)
+        spec = model_preprocessing(target, int(network.input_shape[1]))
         num_classes = int(network.output_shape[-1])
         calibration = rng.integers(0, 256, (calibration_images, *spec.input_shape), np.uint8)
         found = list(_network_candidates(target.stem, "student", network, spec, modes, calibration))

@@ -11,20 +11,24 @@ import numpy as np
 
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
-from tfcxr.export.app_model import (INPUT_NAME, PIXEL_RANGE, PixelNormalization, build_app_model,
-                                    is_app_model)
-from tfcxr.export.inputs import representative_dataset
+from tfcxr.explain.device import with_gradcam_output
 from tfcxr.export.modes import get_mode
+from tfcxr.models.app_model import (INPUT_NAME, PIXEL_RANGE, PixelNormalization, build_app_model,
+                                    is_app_model)
 from tfcxr.preprocessing import PreprocessingSpec
+from tfcxr.quantize import is_qat_model
 
 
 class ConversionError(TfcxrError):
     pass
 
 
-def is_qat_model(model: keras.Model) -> bool:
-    return any(type(layer).__name__ in ("QuantizeLayer", "QuantizeWrapperV2", "QuantizeWrapper")
-               for layer in model.layers)
+def representative_dataset(pixels: np.ndarray):
+    """The converter's calibration callable: one float32 [1, S, S, C] image per step."""
+    def generate():
+        for image in pixels:
+            yield [np.asarray(image[None], np.float32)]
+    return generate
 
 
 def pin_input_quantizer(qat_model: keras.Model) -> None:
@@ -41,8 +45,6 @@ def pin_input_quantizer(qat_model: keras.Model) -> None:
 def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool,
                  gradcam: bool = False, model_name: str | None = None) -> keras.Model:
     """The model to convert: pixels in, ``logits`` out (and ``gradcam`` maps with ``gradcam``)."""
-    from tfcxr.explain.device import with_gradcam_output
-
     if is_qat_model(model):
         if not is_app_model(model):
             raise ConversionError(f"{model.name}: a QAT model must be built on the app model "

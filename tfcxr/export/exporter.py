@@ -26,20 +26,21 @@ import numpy as np
 
 from tfcxr import __version__
 from tfcxr.backend import tf
-from tfcxr.distill.trained_run import TrainedRun
 from tfcxr.errors import TfcxrError
 from tfcxr.evaluation.operating_points import youden_thresholds
-from tfcxr.export.app_model import INPUT_NAME, OUTPUT_NAME
+from tfcxr.explain.gradcam import grad_cam
 from tfcxr.export.convert import convert
-from tfcxr.export.inputs import keras_logits, load_pixels
 from tfcxr.export.latency import adb_benchmark_command, measure_latency
 from tfcxr.export.metadata import ModelInfo, TensorInfo, add_metadata, sigmoid_calibration_file
 from tfcxr.export.modes import get_mode
-from tfcxr.export.parity import ParityReport, check_parity, finite_or_none, sigmoid
-from tfcxr.export.runtime import TFLiteModel
+from tfcxr.export.parity import ParityReport, check_parity, finite_or_none
 from tfcxr.io import write_bytes_atomic, write_text_atomic
+from tfcxr.models.app_model import INPUT_NAME, OUTPUT_NAME
 from tfcxr.models.macs import count_macs
-from tfcxr.quantize import load_qat_model
+from tfcxr.runs.loading import load_model
+from tfcxr.runs.predictor import KerasPredictor, TFLitePredictor, iter_pixel_batches, score_together
+from tfcxr.runs.tflite import GRADCAM_OUTPUT, TFLiteModel
+from tfcxr.runs.trained import TrainedRun
 
 
 class ParityGateError(TfcxrError):
@@ -72,7 +73,7 @@ def _sample_rows(n_rows: int, count: int, seed: int) -> np.ndarray:
 
 def _thresholds(model: TFLiteModel, run: TrainedRun, split: str) -> dict:
     part = run.split(split)
-    probs = sigmoid(model.logits(load_pixels(part, run.spec)))
+    probs = TFLitePredictor(model, run.spec, run.label_names).probabilities(part)
     chosen = youden_thresholds(part.targets, probs, part.mask, run.label_names)
     return {"method": "youden_j", "split": split, "images": len(part),
             "scale": "probability = sigmoid(logit)",
@@ -89,21 +90,18 @@ def _tensor_contract(detail: dict) -> dict:
 
 
 def _gradcam_info(model: TFLiteModel) -> TensorInfo:
-    shape = dict(zip(model.output_names, model.outputs))["gradcam"]["shape"]
+    shape = dict(zip(model.output_names, model.outputs))[GRADCAM_OUTPUT]["shape"]
     return TensorInfo(
         "gradcam", f"Grad-CAM map of every finding [1, L, h, w] = {list(shape)}, values 0-1 "
         "(dequantized), at the last feature map's resolution: upsample to the film to overlay.")
 
 
-def _gradcam_parity(source_model, model: TFLiteModel, pixels: np.ndarray, spec, model_name: str):
+def _gradcam_parity(source: KerasPredictor, model: TFLiteModel, pixels: np.ndarray,
+                    model_name: str):
     """Correlation of the file's maps with Keras Grad-CAM (``grad_cam``) on the same films."""
-    from tfcxr.explain.gradcam import grad_cam
-    from tfcxr.export.app_model import is_app_model
-    from tfcxr.export.inputs import normalize
-
-    inputs = pixels.astype(np.float32) if is_app_model(source_model) else normalize(pixels, spec)
-    keras_maps = grad_cam(source_model, inputs, "all", model_name=model_name)
-    tflite_maps = model.run(pixels)["gradcam"]
+    inputs = source.model_inputs(pixels)
+    keras_maps = grad_cam(source.model, inputs, "all", model_name=model_name)
+    tflite_maps = model.run(pixels)[GRADCAM_OUTPUT]
     per_label, flat = [], []
     for j in range(keras_maps.shape[1]):
         a, b = keras_maps[:, j].ravel(), tflite_maps[:, j].ravel()
@@ -119,12 +117,6 @@ def _gradcam_parity(source_model, model: TFLiteModel, pixels: np.ndarray, spec, 
             "correlation_min": float(np.min(per_label)) if per_label else None,
             "undefined": undefined,
             "max_abs_diff": float(np.abs(keras_maps - tflite_maps).max())}
-
-
-def _logits_detail(model: TFLiteModel) -> dict:
-    """The logits tensor: the output that is not the Grad-CAM maps (a QAT model's converted
-    output may carry tfmot's ``quant_`` prefix in its signature name)."""
-    return next(d for n, d in zip(model.output_names, model.outputs) if n != "gradcam")
 
 
 def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
@@ -150,7 +142,7 @@ def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
                      f"{run.model_name} trained on {run.config.data.dataset}; {get_mode(mode).description}. "
                      "Research use only, not a medical device."),
         author="tfcxr", license="Apache-2.0 (code); weights subject to the training data's terms",
-        inputs=(pixels,), outputs=tuple(_gradcam_info(model) if name == "gradcam" else logits
+        inputs=(pixels,), outputs=tuple(_gradcam_info(model) if name == GRADCAM_OUTPUT else logits
                                         for name in model.output_names))
 
 
@@ -171,10 +163,10 @@ def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
                   "inside_the_model": "(pixels / 255 - mean) / std",
                   "mean": list(run.spec.mean), "std": list(run.spec.std)},
         "output": {"name": OUTPUT_NAME,
-                   **_tensor_contract(_logits_detail(model)),
+                   **_tensor_contract(model.logits_detail),
                    "probability": "sigmoid((q - zero_point) * scale) for int8, sigmoid(x) otherwise",
                    "labels": run.label_names},
-        "training": {"run": str(run.path), "dataset": run.config.data.dataset,
+        "training": {"run": str(run.path.resolve()), "dataset": run.config.data.dataset,
                      "root": run.config.data.root, "images_per_split": counts,
                      "distillation": run.info.get("mode"), "teacher": run.info.get("teacher"),
                      "best_val_auc": run.info.get("best_val_auc"), "seed": run.config.seed},
@@ -201,28 +193,33 @@ def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None,
     tflite_path, folder = output_paths(run, mode, out)
     network = run.network()
     qat_path = run.qat_model_path() if export_mode.integer_io and use_qat else None
-    source_model = load_qat_model(qat_path) if qat_path else network
+    source_model = load_model(qat_path) if qat_path else network
     source = (f"QAT fine-tuned model {qat_path}" if qat_path else
               f"{'post-training int8 of ' if export_mode.integer_io else ''}float model {run.model_path}")
     calibration = None
     if export_mode.integer_io:
         train = run.split("train")
         rows = _sample_rows(len(train), calibration_images, run.config.seed)
-        calibration = load_pixels(train.select(rows), run.spec)
+        calibration = np.concatenate(list(iter_pixel_batches(train.select(rows), run.spec)))
     content = convert(source_model, run.spec, mode, calibration, gradcam=gradcam,
                       model_name=run.model_name)
     model = TFLiteModel(content)
     thresholds = _thresholds(model, run, threshold_split)
     part = run.split(parity_split)
-    pixels = load_pixels(part, run.spec)
-    parity = check_parity(keras_logits(source_model, pixels, run.spec), model.logits(pixels),
-                          part.targets, part.mask, run.label_names, mode,
+    source_predictor = KerasPredictor(source_model, run.spec, run.label_names)
+    keras_logits, tflite_logits = score_together(
+        [source_predictor, TFLitePredictor(model, run.spec, run.label_names)], part)
+    parity = check_parity(keras_logits, tflite_logits, part.targets, part.mask, run.label_names, mode,
                           {k: v["threshold"] for k, v in thresholds["labels"].items()})
     if not parity.passed and not force:
         raise ParityGateError(parity)
     latency = measure_latency(model, runs=latency_runs)
-    gradcam_check = (_gradcam_parity(source_model, model, pixels[:gradcam_films], run.spec,
-                                     run.model_name) if gradcam else None)
+    gradcam_check = None
+    if gradcam:
+        films = part.select(np.arange(min(gradcam_films, len(part))))
+        gradcam_check = _gradcam_parity(source_predictor, model,
+                                        next(iter_pixel_batches(films, run.spec, len(films))),
+                                        run.model_name)
     files = {
         "labels.txt": ("\n".join(run.label_names) + "\n").encode(),
         "score_calibration.txt": sigmoid_calibration_file(len(run.label_names)),
@@ -233,7 +230,7 @@ def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None,
                  tflite_path.name)
     if gradcam_check:
         card["gradcam"] = finite_or_none({
-            **_tensor_contract(dict(zip(model.output_names, model.outputs))["gradcam"]),
+            **_tensor_contract(dict(zip(model.output_names, model.outputs))[GRADCAM_OUTPUT]),
             "meaning": "per label, ReLU(sum_k alpha_k A_k) / max at the Grad-CAM layer, in [0, 1]",
             "vs_keras_grad_cam": gradcam_check})
     written = {}

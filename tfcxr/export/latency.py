@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tfcxr.export.runtime import TFLiteModel
+from tfcxr.runs.tflite import TFLiteModel
 
 
 @dataclass(frozen=True)

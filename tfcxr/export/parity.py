@@ -15,11 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tfcxr.export.modes import ParityTolerance, get_mode
-from tfcxr.metrics import per_label_auc
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+from tfcxr.metrics import per_label_auc, sigmoid
 
 
 @dataclass

@@ -28,8 +28,8 @@ from tensorflow_model_optimization.python.core.quantization.keras import quant_o
 
 from tfcxr.backend import keras
 from tfcxr.errors import TfcxrError
-from tfcxr.export.app_model import PixelNormalization
 from tfcxr.io import atomic_path
+from tfcxr.models.app_model import PixelNormalization
 from tfcxr.models.layers import HardSigmoid, HardSwish, SqueezeExcite
 from tfcxr.quantize.configs import OutputQuantizeConfig, SqueezeExciteQuantizeConfig
 
@@ -61,6 +61,18 @@ def _folded_batch_norms(model: keras.Model) -> set[str]:
                 and producer.get_config().get("activation") == "linear"):
             folded.add(layer.name)
     return folded
+
+
+def is_quantized_layer(layer) -> bool:
+    """True for tfmot's QAT layers: a ``QuantizeWrapper`` or the input's ``QuantizeLayer``."""
+    return isinstance(layer, _tfmot_keras.QuantizeWrapper) or type(layer).__name__ == "QuantizeLayer"
+
+
+def is_qat_model(model: keras.Model) -> bool:
+    """True when ``model`` (or a model nested in it) holds tfmot QAT layers."""
+    return any(is_quantized_layer(layer)
+               or (isinstance(layer, keras.Model) and is_qat_model(layer))
+               for layer in model.layers)
 
 
 def quantize_scope():

@@ -95,3 +95,27 @@ def is_app_model(model: keras.Model) -> bool:
     """True for a model that takes pixels (an app model, or a QAT copy of one)."""
     return any(isinstance(getattr(layer, "layer", layer), PixelNormalization)
                for layer in model.layers)
+
+
+def pixel_spec(spec: PreprocessingSpec) -> PreprocessingSpec:
+    """The pipeline spec whose "normalisation" yields pixels in [0, 255] (what app models take)."""
+    return PreprocessingSpec(spec.image_size, spec.channels, (0.0,) * spec.channels,
+                             (1.0 / PIXEL_RANGE[1],) * spec.channels, spec.resize_method)
+
+
+def renormalized(network: keras.Model, network_spec: PreprocessingSpec,
+                 input_spec: PreprocessingSpec) -> keras.Model:
+    """``network`` (trained on ``network_spec``'s normalisation) fed images normalised with
+    ``input_spec``: each image is mapped back to pixels and normalised the network's own way
+    (``x * s_in / s_net + (m_in - m_net) / s_net``). ``network`` itself when the two agree.
+    This is how a teacher sees a student's batches (ImageNet vs Caffe preprocessing, or pixels)."""
+    if tuple(network.input_shape[1:]) != input_spec.input_shape:
+        raise TfcxrError(f"{network.name} takes {tuple(network.input_shape[1:])}, the data is "
+                         f"{input_spec.input_shape}")
+    if (network_spec.mean, network_spec.std) == (input_spec.mean, input_spec.std):
+        return network
+    scale = [s_in / s for s_in, s in zip(input_spec.std, network_spec.std)]
+    offset = [(m_in - m) / s for m_in, m, s in zip(input_spec.mean, network_spec.mean, network_spec.std)]
+    inputs = keras.Input(input_spec.input_shape, name="images")
+    own = keras.layers.Rescaling(scale, offset, name="own_normalization")(inputs)
+    return keras.Model(inputs, network(own), name=f"{network.name}_renormalized")

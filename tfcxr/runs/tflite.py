@@ -15,6 +15,9 @@ import numpy as np
 
 from tfcxr.errors import TfcxrError
 
+TFLITE_SUFFIX = ".tflite"
+GRADCAM_OUTPUT = "gradcam"
+
 
 def _interpreter_class():
     try:
@@ -92,6 +95,20 @@ class TFLiteModel:
                 results[name].append(self._dequantize(value, detail)[0])
         return {name: np.stack(values) for name, values in results.items()}
 
+    @property
+    def logits_name(self) -> str:
+        """The logits output: the one output that is not the Grad-CAM maps (by elimination: a
+        QAT model's converted output may carry tfmot's ``quant_`` prefix in its name)."""
+        names = [name for name in self.output_names if name != GRADCAM_OUTPUT]
+        if len(names) != 1:
+            raise TfcxrError(f"the TFLite model has outputs {self.output_names}: expected the "
+                             f"logits and at most a {GRADCAM_OUTPUT!r} output")
+        return names[0]
+
+    @property
+    def logits_detail(self) -> dict:
+        return dict(zip(self.output_names, self.outputs))[self.logits_name]
+
     def logits(self, pixels: np.ndarray) -> np.ndarray:
-        outputs = self.run(pixels)
-        return outputs.get("logits", next(iter(outputs.values())))
+        """[N, C] float logits for [N, H, W, C] pixels in [0, 255]."""
+        return self.run(pixels)[self.logits_name]
