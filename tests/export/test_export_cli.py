@@ -29,10 +29,8 @@ def test_several_modes_try_every_one_and_exit_1_when_one_fails(nih_run, tmp_path
 
 
 def test_undefined_gradcam_correlation_is_reported_in_words(nih_run, tmp_path, monkeypatch):
-    from tfcxr.explain import gradcam
-
     # a Keras model whose every map is zero (no positive evidence), as a barely trained run has
-    monkeypatch.setattr(gradcam, "grad_cam", lambda model, inputs, labels, **kw: np.zeros(
+    monkeypatch.setattr(exporter_module, "grad_cam", lambda model, inputs, labels, **kw: np.zeros(
         (len(inputs), 14, 2, 2), np.float32))
     result = invoke("export-tflite", "--run", nih_run, "--mode", "float32", "--gradcam",
                     "--out", tmp_path)

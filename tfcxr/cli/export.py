@@ -142,30 +142,36 @@ def parity_command(keras_path, tflite_path, run_dir, split, mode, as_json):
               help="Interpreter threads (default: the runtime's choice).")
 @click.option("--runs", type=click.IntRange(5), default=50, show_default=True,
               help="Timed invocations per model.")
+@click.option("--stock", is_flag=True,
+              help="Also time keras.applications' MobileNetV3-Large (random weights) in the "
+                   "same modes: a reference built outside tfcxr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def benchmark_command(target, teacher, modes, threads, runs, as_json):
+def benchmark_command(target, teacher, modes, threads, runs, stock, as_json):
     """Size and per-image latency (median, p90) of TARGET (a run directory, a .keras model or a
-    .tflite) in each export mode, with the teacher timed in the same run."""
+    .tflite) in each export mode, with the teacher timed in the same run, and how XNNPACK took
+    each file: its partitions (1 = the whole graph) and the ops it left outside."""
     from tfcxr.export.benchmark import benchmark, candidates
     from tfcxr.export.latency import adb_benchmark_command
 
-    found = candidates(target, teacher=teacher, modes=tuple(modes))
+    found = candidates(target, teacher=teacher, modes=tuple(modes), stock=stock)
     rows = benchmark(found, threads=threads, runs=runs)
     if as_json:
         click.echo(json.dumps([row.to_dict() for row in rows], indent=2))
         return
     teacher_ms = next((r.latency.median_ms for r in rows if r.role == "teacher"), None)
-    float_ms = next((r.latency.median_ms for r in rows
-                     if r.role == "student" and r.mode == "float32"), None)
+    float_ms = {r.name: r.latency.median_ms for r in rows if r.mode == "float32"}
     header = ("model", "mode", "params", "GMACs", "size MB", "median ms", "p90 ms",
-              "x teacher", "x float32")
+              "x teacher", "x float32", "partitions", "outside XNNPACK")
     lines = [header]
     for r in rows:
+        own_float = float_ms.get(r.name) if r.role != "teacher" else None
+        outside = ", ".join(f"{op} x{n}" for op, n in r.delegation["outside"].items())
         lines.append((r.name, r.mode, f"{r.parameters:,}" if r.parameters else "-",
                       f"{r.macs / 1e9:.3f}" if r.macs else "-", f"{r.size_bytes / 1e6:.2f}",
                       f"{r.latency.median_ms:.2f}", f"{r.latency.p90_ms:.2f}",
                       f"{r.latency.median_ms / teacher_ms:.3f}" if teacher_ms else "-",
-                      f"{r.latency.median_ms / float_ms:.2f}" if float_ms and r.role == "student" else "-"))
+                      f"{r.latency.median_ms / own_float:.2f}" if own_float else "-",
+                      str(r.delegation["partitions"]), outside or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
