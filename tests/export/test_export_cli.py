@@ -5,6 +5,7 @@ correlation is undefined reported in words."""
 import json
 
 import numpy as np
+import pytest
 from cli_invoke import invoke
 
 from tfcxr.export import exporter as exporter_module
@@ -39,3 +40,21 @@ def test_undefined_gradcam_correlation_is_reported_in_words(nih_run, tmp_path, m
 
     check = json.loads((tmp_path / "model_card.json").read_text())["gradcam"]["vs_keras_grad_cam"]
     assert check["correlation_mean"] is None and check["labels_compared"] == 0
+
+
+@pytest.mark.slow
+def test_benchmark_times_a_stock_mobilenet_beside_and_reports_xnnpack_partitions(tmp_path):
+    from tfcxr import models
+
+    models.create("mobilenet_v3_small", num_classes=3, input_shape=(32, 32, 3)).save(
+        tmp_path / "small.keras")
+    rows = json.loads(invoke("benchmark", tmp_path / "small.keras", "--mode", "float32",
+                             "--stock", "--runs", 5, "--threads", 1, "--json").output)
+    assert [(r["role"], r["mode"]) for r in rows] == [("student", "float32"), ("stock", "float32")]
+    stock = rows[1]
+    assert stock["name"] == "keras.applications.MobileNetV3Large"
+    assert stock["parameters"] > 2_000_000 > rows[0]["parameters"]
+    # float32 graphs go to XNNPACK whole: one partition, nothing outside
+    assert [(r["partitions"], r["outside"]) for r in rows] == [(1, {}), (1, {})]
+    table = invoke("benchmark", tmp_path / "small.keras", "--mode", "float32", "--runs", 5).output
+    assert "partitions" in table and "outside XNNPACK" in table
