@@ -64,6 +64,11 @@ def with_named_outputs(app: keras.Model) -> keras.Model:
     """``app`` with its outputs named ``logits`` (and ``gradcam``) in the file's signature, in that
     order, whatever its last layers are called (a QAT model's is tfmot's ``quant_logits``)."""
     outputs = app.outputs
+    if len(outputs) == 1:  # a one-entry dict keeps the layer's name: rename by an identity
+        if app.output_names == [OUTPUT_NAME]:
+            return app
+        logits = keras.layers.Activation("linear", name=OUTPUT_NAME)(outputs[0])
+        return keras.Model(app.inputs, logits, name=app.name)
     names = (OUTPUT_NAME, GRADCAM_OUTPUT)[:len(outputs)]
     return keras.Model(app.inputs, dict(zip(names, outputs)), name=app.name)
 
