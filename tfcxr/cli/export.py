@@ -64,7 +64,8 @@ def export_tflite_command(run_dir, modes, out, force, gradcam, ptq, calibration_
 
     \b
     Input:  'pixels' [1, S, S, 3], RGB 0-255 (float32; uint8 for int8)
-    Output: 'logits' [1, L]; probability = sigmoid(dequantized logit)"""
+    Output: 'logits' [1, L] float32 in every mode (int8 computes them in int8 and dequantizes
+    them in its last op); probability = sigmoid(logit)"""
     from tfcxr.export.exporter import export_tflite
 
     modes = MODE_NAMES if "all" in modes else tuple(dict.fromkeys(modes))
