@@ -72,12 +72,23 @@ def test_int8_file_is_a_quarter_of_float32_with_the_documented_contract(exports)
     (pixels,), (logits,) = int8.inputs, int8.outputs
     assert pixels["dtype"] == np.uint8 and tuple(pixels["shape"]) == (1, 64, 64, 3)
     assert pixels["quantization"] == (1.0, 0)  # the bitmap's bytes go in unchanged
-    assert logits["dtype"] == np.int8 and tuple(logits["shape"]) == (1, 14)
+    # float32 logits out, computed in int8: the last op dequantizes them (the type every app
+    # runtime takes), named "logits" in the signature like every other mode
+    assert logits["dtype"] == np.float32 and tuple(logits["shape"]) == (1, 14)
+    assert int8.output_names == ["logits"] and int8.interpreter.get_signature_list()[
+        "serving_default"]["outputs"] == ["logits"]
+    source = int8.dequantized_from(logits)
+    assert source["dtype"] == np.int8 and source["quantization"][0] > 0
     float32 = TFLiteModel(exports["float32"].tflite)
     assert float32.inputs[0]["dtype"] == np.float32 and float32.output_names == ["logits"]
+    assert float32.dequantized_from(float32.outputs[0]) is None
     card = exports["int8"].card
     assert card["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
-    assert card["output"]["dtype"] == "int8" and card["output"]["quantization"]["scale"] > 0
+    assert card["output"]["dtype"] == "float32" and card["output"]["quantization"] is None
+    assert card["output"]["computed_as"] == {
+        "shape": [1, 14], "dtype": "int8", "quantization": {
+            "scale": pytest.approx(source["quantization"][0]),
+            "zero_point": source["quantization"][1]}}
 
 
 def test_written_files_are_what_an_app_needs(exports, nih_run):
@@ -229,6 +240,10 @@ def test_benchmark_times_the_modes_beside_the_teacher(nih_run):
     assert [(r["name"], r["role"], r["mode"]) for r in rows] == [
         ("eeea_net_c2", "student", "int8"), ("mobilenet_v3_small", "teacher", "float32")]
     assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in rows)
+    # how XNNPACK took each file: the float teacher whole; the ops it left outside, by name
+    assert rows[1]["partitions"] == 1 and rows[1]["outside"] == {}
+    assert rows[0]["partitions"] >= 1 and rows[0]["nodes"] > 100
+    assert all(isinstance(n, int) and n > 0 for n in rows[0]["outside"].values())
     assert rows[0]["parameters"] > rows[1]["parameters"] and rows[0]["size_bytes"] < 6e6
 
 

@@ -48,6 +48,9 @@ def test_qat_keeps_the_distillation_loss_and_feeds_the_int8_export(nih_run, copy
     result = export_tflite(run, "int8", tmp_path / "int8", force=True)
     assert result.card["model"]["source"].startswith("QAT fine-tuned model")
     model = TFLiteModel(result.tflite)
-    assert model.inputs[0]["quantization"] == (1.0, 0) and model.outputs[0]["dtype"] == np.int8
+    assert model.inputs[0]["quantization"] == (1.0, 0) and model.outputs[0]["dtype"] == np.float32
+    assert model.dequantized_from(model.outputs[0])["dtype"] == np.int8  # computed in int8
+    # named like every other mode's output (tfmot calls the wrapped layer quant_logits)
+    assert model.interpreter.get_signature_list()["serving_default"]["outputs"] == ["logits"]
     # logits of the int8 model follow the QAT Keras model's
     assert result.parity.max_abs_prob_diff < 0.05

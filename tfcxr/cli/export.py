@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tfcxr.cli import main
+from tfcxr.errors import TfcxrError
 
 MODE_NAMES = ("float32", "float16", "dynamic", "int8")
 run_option = click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True),
@@ -63,28 +64,50 @@ def export_tflite_command(run_dir, modes, out, force, gradcam, ptq, calibration_
 
     \b
     Input:  'pixels' [1, S, S, 3], RGB 0-255 (float32; uint8 for int8)
-    Output: 'logits' [1, L]; probability = sigmoid(dequantized logit)"""
+    Output: 'logits' [1, L] float32 in every mode (int8 computes them in int8 and dequantizes
+    them in its last op); probability = sigmoid(logit)"""
     from tfcxr.export.exporter import export_tflite
 
     modes = MODE_NAMES if "all" in modes else tuple(dict.fromkeys(modes))
     if out and Path(out).suffix == ".tflite" and len(modes) > 1:
         raise click.UsageError("--out FILE.tflite takes one --mode; give a folder for several")
+    failed = {}
     for mode in modes:
         click.echo(f"exporting {mode} ...", err=True)
-        result = export_tflite(run_dir, mode, out if out and len(modes) == 1 else
-                               (Path(out) / mode if out else None), force=force,
-                               calibration_images=calibration_images, parity_split=parity_split,
-                               threshold_split=threshold_split, use_qat=not ptq,
-                               gradcam=gradcam)
+        try:
+            result = export_tflite(run_dir, mode, out if out and len(modes) == 1 else
+                                   (Path(out) / mode if out else None), force=force,
+                                   calibration_images=calibration_images,
+                                   parity_split=parity_split, threshold_split=threshold_split,
+                                   use_qat=not ptq, gradcam=gradcam)
+        except TfcxrError as e:
+            if len(modes) == 1:
+                raise
+            failed[mode] = str(e)
+            click.echo(f"{mode}: NOT written: {e}")
+            continue
         click.echo(result.parity.to_json() if as_json else result.parity.summary())
         size = result.card["model"]["size_bytes"]
         note = "" if result.parity.passed else " (FAILED the parity gate, written because of --force)"
         if "gradcam" in result.card:
-            check = result.card["gradcam"]["vs_keras_grad_cam"]
-            click.echo(f"gradcam output vs Keras Grad-CAM on {check['films']} films: correlation "
-                       f"mean {check['correlation_mean']:.4f}, min {check['correlation_min']:.4f}")
+            click.echo(gradcam_summary(result.card["gradcam"]["vs_keras_grad_cam"]))
         click.echo(f"wrote {result.tflite} ({size / 1e6:.2f} MB){note} and "
                    f"{', '.join(p.name for p in result.files.values())}")
+    if failed:
+        written = [mode for mode in modes if mode not in failed]
+        raise click.ClickException(
+            f"{len(failed)} of {len(modes)} modes failed ({', '.join(failed)}); "
+            f"written: {', '.join(written) or 'none'}")
+
+
+def gradcam_summary(check: dict) -> str:
+    """The Grad-CAM check in words; the correlation is undefined (None) when the maps are flat."""
+    head = f"gradcam output vs Keras Grad-CAM on {check['films']} films: "
+    if check.get("correlation_mean") is None:
+        return head + ("correlation undefined: " + check.get("undefined", "the maps are constant"))
+    return head + (f"correlation mean {check['correlation_mean']:.4f}, "
+                   f"min {check['correlation_min']:.4f} over {check['labels_compared']} labels"
+                   + (f" ({check['undefined']})" if check.get("undefined") else ""))
 
 
 @main.command("parity")
@@ -120,30 +143,36 @@ def parity_command(keras_path, tflite_path, run_dir, split, mode, as_json):
               help="Interpreter threads (default: the runtime's choice).")
 @click.option("--runs", type=click.IntRange(5), default=50, show_default=True,
               help="Timed invocations per model.")
+@click.option("--stock", is_flag=True,
+              help="Also time keras.applications' MobileNetV3-Large (random weights) in the "
+                   "same modes: a reference built outside tfcxr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def benchmark_command(target, teacher, modes, threads, runs, as_json):
+def benchmark_command(target, teacher, modes, threads, runs, stock, as_json):
     """Size and per-image latency (median, p90) of TARGET (a run directory, a .keras model or a
-    .tflite) in each export mode, with the teacher timed in the same run."""
+    .tflite) in each export mode, with the teacher timed in the same run, and how XNNPACK took
+    each file: its partitions (1 = the whole graph) and the ops it left outside."""
     from tfcxr.export.benchmark import benchmark, candidates
     from tfcxr.export.latency import adb_benchmark_command
 
-    found = candidates(target, teacher=teacher, modes=tuple(modes))
+    found = candidates(target, teacher=teacher, modes=tuple(modes), stock=stock)
     rows = benchmark(found, threads=threads, runs=runs)
     if as_json:
         click.echo(json.dumps([row.to_dict() for row in rows], indent=2))
         return
     teacher_ms = next((r.latency.median_ms for r in rows if r.role == "teacher"), None)
-    float_ms = next((r.latency.median_ms for r in rows
-                     if r.role == "student" and r.mode == "float32"), None)
+    float_ms = {r.name: r.latency.median_ms for r in rows if r.mode == "float32"}
     header = ("model", "mode", "params", "GMACs", "size MB", "median ms", "p90 ms",
-              "x teacher", "x float32")
+              "x teacher", "x float32", "partitions", "outside XNNPACK")
     lines = [header]
     for r in rows:
+        own_float = float_ms.get(r.name) if r.role != "teacher" else None
+        outside = ", ".join(f"{op} x{n}" for op, n in r.delegation["outside"].items())
         lines.append((r.name, r.mode, f"{r.parameters:,}" if r.parameters else "-",
                       f"{r.macs / 1e9:.3f}" if r.macs else "-", f"{r.size_bytes / 1e6:.2f}",
                       f"{r.latency.median_ms:.2f}", f"{r.latency.p90_ms:.2f}",
                       f"{r.latency.median_ms / teacher_ms:.3f}" if teacher_ms else "-",
-                      f"{r.latency.median_ms / float_ms:.2f}" if float_ms and r.role == "student" else "-"))
+                      f"{r.latency.median_ms / own_float:.2f}" if own_float else "-",
+                      str(r.delegation["partitions"]), outside or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())

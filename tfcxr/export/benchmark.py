@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tfcxr.backend import keras
 from tfcxr.errors import TfcxrError
 from tfcxr.export.convert import convert
 from tfcxr.export.harness import infer_mode
 from tfcxr.export.latency import Latency, summarize, time_invocations
 from tfcxr.export.modes import MODES
 from tfcxr.models import create, get_spec
+from tfcxr.models.app_model import INPUT_NAME, OUTPUT_NAME, PixelNormalization
 from tfcxr.models.macs import count_macs
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.runs.layout import KERAS_SUFFIX, QAT_SUFFIX, model_preprocessing
@@ -48,11 +50,12 @@ class BenchmarkRow:
     macs: int | None
     size_bytes: int
     latency: Latency
+    delegation: dict  # TFLiteModel.delegation(): XNNPACK partitions and the ops left outside
 
     def to_dict(self) -> dict:
         return {"name": self.name, "role": self.role, "mode": self.mode,
                 "parameters": self.parameters, "macs": self.macs, "size_bytes": self.size_bytes,
-                **self.latency.to_dict()}
+                **self.latency.to_dict(), **self.delegation}
 
 
 def _network_candidates(name, role, network, spec, modes, calibration, qat=None):
@@ -82,9 +85,30 @@ def _teacher(teacher: str | None, spec: PreprocessingSpec, num_classes: int):
     return create(get_spec(teacher).name, num_classes=num_classes, input_shape=spec.input_shape)
 
 
+def _stock_candidates(spec: PreprocessingSpec, num_classes: int, modes, calibration):
+    """keras.applications' MobileNetV3-Large, random weights (``weights=None``), logits out, as
+    an app model with our pixel normalisation: a reference built outside tfcxr. (Nested, not
+    flattened: its graph of TF op layers does not replay through ``call_flat``, and only QAT
+    needs it flat.)"""
+    network = keras.applications.MobileNetV3Large(
+        input_shape=spec.input_shape, weights=None, classes=num_classes,
+        classifier_activation=None, include_preprocessing=False)
+    params, macs = int(network.count_params()), int(count_macs(network))
+    for mode in modes:
+        integer = MODES[mode].integer_io
+        pixels = keras.Input(spec.input_shape, name=INPUT_NAME)
+        normalized = PixelNormalization(spec.mean, spec.std, integer, name="normalize")(pixels)
+        logits = keras.layers.Activation("linear", name=OUTPUT_NAME)(network(normalized))
+        app = keras.Model(pixels, logits, name="mobilenet_v3_large_stock_app")
+        content = convert(app, spec, mode, calibration if integer else None)
+        yield Candidate("keras.applications.MobileNetV3Large", "stock", mode, content, params, macs)
+
+
 def candidates(target: str | Path, *, teacher: str | None = None,
-               modes: tuple[str, ...] = tuple(MODES), calibration_images: int = 64) -> list[Candidate]:
-    """What to time for ``target``: a run directory, a ``.keras`` network or a ``.tflite``."""
+               modes: tuple[str, ...] = tuple(MODES), calibration_images: int = 64,
+               stock: bool = False) -> list[Candidate]:
+    """What to time for ``target``: a run directory, a ``.keras`` network or a ``.tflite``;
+    with ``stock``, keras.applications' MobileNetV3-Large in the same modes beside it."""
     target = Path(target)
     rng = np.random.default_rng(0)
     if target.suffix == TFLITE_SUFFIX:
@@ -110,6 +134,9 @@ def candidates(target: str | Path, *, teacher: str | None = None,
         found = list(_network_candidates(target.stem, "student", network, spec, modes, calibration))
     else:
         raise TfcxrError(f"{target}: give a run directory, a .keras model or a .tflite file")
+    if stock:
+        calibration = rng.integers(0, 256, (calibration_images, *spec.input_shape), np.uint8)
+        found += _stock_candidates(spec, num_classes, modes, calibration)
     teacher_model = _teacher(teacher, spec, num_classes)
     if teacher_model is not None:
         found += _network_candidates(teacher_model.name, "teacher", teacher_model, spec,
@@ -129,4 +156,5 @@ def benchmark(found: list[Candidate], *, threads: int | None = None, runs: int =
         for model, sink in zip(models, timings):
             sink += time_invocations(model, per_round)
     return [BenchmarkRow(c.name, c.role, c.mode, c.parameters, c.macs, len(c.content),
-                         summarize(t, threads)) for c, t in zip(found, timings)]
+                         summarize(t, threads), model.delegation())
+            for c, t, model in zip(found, timings, models)]

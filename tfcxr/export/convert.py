@@ -11,10 +11,10 @@ import numpy as np
 
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
-from tfcxr.explain.device import with_gradcam_output
+from tfcxr.explain.device import GRADCAM_OUTPUT, with_gradcam_output
 from tfcxr.export.modes import get_mode
-from tfcxr.models.app_model import (INPUT_NAME, PIXEL_RANGE, PixelNormalization, build_app_model,
-                                    is_app_model)
+from tfcxr.models.app_model import (INPUT_NAME, OUTPUT_NAME, PIXEL_RANGE, PixelNormalization,
+                                    build_app_model, is_app_model)
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.quantize import is_qat_model
 
@@ -60,6 +60,19 @@ def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool,
     return build_app_model(model, spec, pin_input_range=integer_io)
 
 
+def with_named_outputs(app: keras.Model) -> keras.Model:
+    """``app`` with its outputs named ``logits`` (and ``gradcam``) in the file's signature, in that
+    order, whatever its last layers are called (a QAT model's is tfmot's ``quant_logits``)."""
+    outputs = app.outputs
+    if len(outputs) == 1:  # a one-entry dict keeps the layer's name: rename by an identity
+        if app.output_names == [OUTPUT_NAME]:
+            return app
+        logits = keras.layers.Activation("linear", name=OUTPUT_NAME)(outputs[0])
+        return keras.Model(app.inputs, logits, name=app.name)
+    names = (OUTPUT_NAME, GRADCAM_OUTPUT)[:len(outputs)]
+    return keras.Model(app.inputs, dict(zip(names, outputs)), name=app.name)
+
+
 def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
             calibration_pixels: np.ndarray | None = None, *, gradcam: bool = False,
             model_name: str | None = None) -> bytes:
@@ -68,7 +81,7 @@ def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
     export_mode = get_mode(mode)
     if export_mode.integer_io and (calibration_pixels is None or not len(calibration_pixels)):
         raise ConversionError("int8 export needs calibration images (representative data)")
-    app = to_app_model(model, spec, export_mode.integer_io, gradcam, model_name)
+    app = with_named_outputs(to_app_model(model, spec, export_mode.integer_io, gradcam, model_name))
     converter = tf.lite.TFLiteConverter.from_keras_model(app)
     representative = (representative_dataset(calibration_pixels)
                       if calibration_pixels is not None and export_mode.integer_io else None)

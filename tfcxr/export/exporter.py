@@ -102,12 +102,20 @@ def _gradcam_parity(source: KerasPredictor, model: TFLiteModel, pixels: np.ndarr
     inputs = source.model_inputs(pixels)
     keras_maps = grad_cam(source.model, inputs, "all", model_name=model_name)
     tflite_maps = model.run(pixels)[GRADCAM_OUTPUT]
-    per_label = []
+    per_label, flat = [], []
     for j in range(keras_maps.shape[1]):
         a, b = keras_maps[:, j].ravel(), tflite_maps[:, j].ravel()
-        per_label.append(float(np.corrcoef(a, b)[0, 1]) if a.std() and b.std() else float("nan"))
-    return {"films": len(pixels), "correlation_mean": float(np.nanmean(per_label)),
-            "correlation_min": float(np.nanmin(per_label)),
+        if a.std() and b.std():
+            per_label.append(float(np.corrcoef(a, b)[0, 1]))
+        else:
+            flat.append(j)
+    undefined = (f"{len(flat)} of {keras_maps.shape[1]} labels have constant maps (all zero: "
+                 "no positive evidence at the Grad-CAM layer) in Keras or in the file, so no "
+                 "correlation is defined for them" if flat else None)
+    return {"films": len(pixels), "labels_compared": len(per_label),
+            "correlation_mean": float(np.mean(per_label)) if per_label else None,
+            "correlation_min": float(np.min(per_label)) if per_label else None,
+            "undefined": undefined,
             "max_abs_diff": float(np.abs(keras_maps - tflite_maps).max())}
 
 
@@ -123,8 +131,8 @@ def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
         normalization=((0.0,), (1.0,)), value_range=(0.0, 255.0))
     logits = TensorInfo(
         OUTPUT_NAME,
-        f"One logit per finding ({len(labels)}, order of labels.txt); probability = "
-        "sigmoid(dequantized logit). Operating thresholds in thresholds.json.",
+        f"One logit per finding ({len(labels)}, order of labels.txt), float32; probability = "
+        "sigmoid(logit). Operating thresholds in thresholds.json.",
         label_file="labels.txt", score_calibration_file="score_calibration.txt",
         extra_files=(("thresholds.json", "Per-label probability thresholds (Youden's J on "
                                          "validation data)."),))
@@ -136,6 +144,18 @@ def _metadata(run: TrainedRun, mode: str, model: TFLiteModel) -> ModelInfo:
         author="tfcxr", license="Apache-2.0 (code); weights subject to the training data's terms",
         inputs=(pixels,), outputs=tuple(_gradcam_info(model) if name == GRADCAM_OUTPUT else logits
                                         for name in model.output_names))
+
+
+def _output_contract(model: TFLiteModel, labels: list[str]) -> dict:
+    """The logits output as an app reads it; for int8, also the int8 tensor it is dequantized
+    from inside the model (its scale is one step of the logits)."""
+    detail = model.logits_detail
+    source = model.dequantized_from(detail)
+    return {"name": OUTPUT_NAME, **_tensor_contract(detail),
+            "computed_as": _tensor_contract(source) if source else None,
+            "probability": "sigmoid(logit); the metadata's score calibration makes the Task "
+                           "Library and MediaPipe Tasks return it",
+            "labels": labels}
 
 
 def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
@@ -154,10 +174,7 @@ def _card(run: TrainedRun, mode: str, source: str, network, model: TFLiteModel,
                             f"{run.spec.image_size}x{run.spec.image_size}",
                   "inside_the_model": "(pixels / 255 - mean) / std",
                   "mean": list(run.spec.mean), "std": list(run.spec.std)},
-        "output": {"name": OUTPUT_NAME,
-                   **_tensor_contract(model.logits_detail),
-                   "probability": "sigmoid((q - zero_point) * scale) for int8, sigmoid(x) otherwise",
-                   "labels": run.label_names},
+        "output": _output_contract(model, run.label_names),
         "training": {"run": str(run.path.resolve()), "dataset": run.config.data.dataset,
                      "root": run.config.data.root, "images_per_split": counts,
                      "distillation": run.info.get("mode"), "teacher": run.info.get("teacher"),

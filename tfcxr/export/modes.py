@@ -5,12 +5,20 @@
 | float32 | float32      | float32     | float32, 0..255    | float32             |
 | float16 | float16      | float32     | float32, 0..255    | float32             |
 | dynamic | int8         | float32 (int8 matmuls at run time) | float32, 0..255 | float32 |
-| int8    | int8         | int8        | uint8, 0..255 (scale 1, zero point 0) | int8 logits |
+| int8    | int8         | int8        | uint8, 0..255 (scale 1, zero point 0) | float32 (int8 logits, dequantized in the model) |
 
 Every mode outputs logits, never probabilities: int8 has 256 levels, and a sigmoid quantised to
 int8 maps all the small probabilities of rare findings onto a few levels and destroys their
-ranking (``../shared/docs/stack.md``). Logits keep the order; the app dequantises them and applies
-the sigmoid in float. The tolerances are what the parity gate checks (``tfcxr.export.parity``).
+ranking (``../shared/docs/stack.md``). Logits keep the order; the sigmoid is applied in float
+(by the Task Library / MediaPipe from the metadata's score calibration, or by the app).
+
+The int8 file ends in one DEQUANTIZE: its logits are computed in int8 and handed out as float32,
+the type every app runtime takes (MediaPipe Tasks and the Task Library refuse an INT8 output;
+they take UINT8 or FLOAT32). Chosen by measurement over a uint8 output with a zero point, which
+the converter writes as an int8 -> uint8 QUANTIZE that XNNPACK leaves outside its partition
+(``tfcxr benchmark`` shows the partitions); the DEQUANTIZE runs inside it. The values are the
+same 256 int8 levels either way, so the ranking of rare findings is what int8 computed.
+The tolerances are what the parity gate checks (``tfcxr.export.parity``).
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ class ExportMode:
     description: str
     tolerance: ParityTolerance
     configure: Callable  # configure(converter, representative_dataset) -> None
-    integer_io: bool = False  # uint8 pixels in, int8 logits out; needs representative data
+    integer_io: bool = False  # uint8 pixels in, int8 inside; needs representative data
 
 
 def _float32(converter, representative):
@@ -67,7 +75,7 @@ def _int8(converter, representative):
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.int8
+    converter.inference_output_type = tf.float32  # one DEQUANTIZE at the end
 
 
 MODES: dict[str, ExportMode] = {m.name: m for m in (
@@ -78,7 +86,8 @@ MODES: dict[str, ExportMode] = {m.name: m for m in (
     ExportMode("dynamic", "int8 weights, float activations (dynamic-range quantisation)",
                ParityTolerance(max_abs_prob=5e-2, max_label_auc_delta=0.01,
                                max_mean_auc_delta=0.005), _dynamic),
-    ExportMode("int8", "full integer: int8 weights and activations, uint8 pixels in, int8 logits out",
+    ExportMode("int8", "full integer: int8 weights and activations, uint8 pixels in, float32 "
+               "logits out (dequantized in the model)",
                ParityTolerance(max_label_auc_delta=0.01, max_mean_auc_delta=0.005), _int8,
                integer_io=True),
 )}

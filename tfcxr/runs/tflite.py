@@ -109,6 +109,48 @@ class TFLiteModel:
     def logits_detail(self) -> dict:
         return dict(zip(self.output_names, self.outputs))[self.logits_name]
 
+    def delegation(self) -> dict:
+        """How the default delegate (XNNPACK) took the graph: ``partitions`` (delegate nodes in
+        the execution plan), ``nodes`` (the model's ops) and ``outside``, {op name: count} of
+        the ops left to the interpreter's own kernels. Each partition boundary is a hand-off,
+        so one partition and nothing outside is the fast case.
+
+        The interpreter lists the model's nodes and then one DELEGATE node per partition; an op
+        runs outside when a tensor consumed in the execution plan (a partition's input or a
+        model output) is produced by it rather than by a partition, traced back from there."""
+        ops = self.interpreter._get_ops_details()  # noqa: SLF001
+        partitions = [op for op in ops if op["op_name"] == "DELEGATE"]
+        nodes = [op for op in ops if op["op_name"] != "DELEGATE"]
+        producer = {int(t): op for op in nodes for t in op["outputs"]}
+        from_partitions = {int(t) for op in partitions for t in op["outputs"]}
+        pending = [int(t) for op in partitions for t in op["inputs"]]
+        pending += [int(d["index"]) for d in self.outputs]
+        outside, seen = {}, set()
+        while pending:
+            tensor = pending.pop()
+            if tensor in seen or tensor in from_partitions or tensor not in producer:
+                continue
+            seen.add(tensor)
+            op = producer[tensor]
+            outside[op["index"]] = op["op_name"]
+            pending += [int(t) for t in op["inputs"]]
+        counts: dict[str, int] = {}
+        for name in outside.values():
+            counts[name] = counts.get(name, 0) + 1
+        return {"partitions": len(partitions), "nodes": len(nodes),
+                "outside": dict(sorted(counts.items()))}
+
+    def dequantized_from(self, output: dict) -> dict | None:
+        """The quantized tensor a float ``output`` detail is dequantized from inside the model
+        (an int8 export's final DEQUANTIZE): its details, whose scale is one step of the output;
+        None when the output is computed in float."""
+        producer = next((op for op in self.interpreter._get_ops_details()  # noqa: SLF001
+                         if output["index"] in op["outputs"]), None)
+        if producer is None or producer["op_name"] != "DEQUANTIZE":
+            return None
+        source = int(producer["inputs"][0])
+        return next(d for d in self.interpreter.get_tensor_details() if d["index"] == source)
+
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """[N, C] float logits for [N, H, W, C] pixels in [0, 255]."""
         return self.run(pixels)[self.logits_name]
