@@ -107,9 +107,13 @@ def test_killed_run_resumes_with_the_same_command(tiny_config, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
-    while time.time() < deadline:  # wait until one epoch is logged and a backup exists
-        if (run / "metrics.csv").is_file() and len((run / "metrics.csv").read_text().splitlines()) >= 2 \
-                and any((run / "backup").rglob("*.index")):
+    # Wait until epoch 1 is logged and a backup was written after it (inside epoch 2): a backup
+    # from the middle of epoch 1 (5 steps, one every 2) would rightly resume epoch 1 at step 4.
+    while time.time() < deadline:
+        metrics = run / "metrics.csv"
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2 and any(
+                index.stat().st_mtime > metrics.stat().st_mtime
+                for index in (run / "backup").rglob("*.index")):
             break
         if first.poll() is not None:
             pytest.fail("the run finished before it could be killed:\n" + first.stdout.read().decode())

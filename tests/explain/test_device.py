@@ -121,7 +121,11 @@ def test_float32_tflite_has_builtin_ops_named_outputs_and_the_keras_maps(app_mod
     print(f"float32 TFLite vs Keras: logits {np.abs(out['logits'] - keras_logits).max():.2e}, "
           f"maps {np.abs(out['gradcam'] - keras_maps).max():.2e} (max abs difference)")
     np.testing.assert_allclose(out["logits"], keras_logits, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(out["gradcam"], keras_maps, atol=1e-3)
+    # Each map is divided by its own maximum, so where a label's positive evidence is tiny that
+    # division amplifies float32 kernel differences (oneDNN vs XNNPACK, thread counts): 8.9e-5 in
+    # a quiet single process, up to 3.4e-2 on a few cells under two busy xdist workers. The map
+    # values are therefore held to 0.05 and their shape to the correlation below.
+    np.testing.assert_allclose(out["gradcam"], keras_maps, atol=5e-2)
     correlations = label_correlations(out["gradcam"], keras_maps)
     assert np.isfinite(correlations).all() and correlations.min() >= 0.99
 
