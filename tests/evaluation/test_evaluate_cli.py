@@ -8,6 +8,9 @@ import pytest
 from cli_invoke import invoke
 
 from tfcxr.data.demo import DemoSpec, write_demo_dataset
+from tfcxr.metrics import per_label_auc, sigmoid
+from tfcxr.runs.predictor import open_predictor
+from tfcxr.runs.trained import TrainedRun
 
 
 @pytest.fixture(scope="module")
@@ -23,23 +26,24 @@ def test_evaluate_scores_keras_and_tflite_alike(nih_run, float32_export, tmp_pat
     keras = json.loads((tmp_path / "keras" / "report.json").read_text())
     tflite = json.loads((tmp_path / "tflite" / "report.json").read_text())
     assert len(keras["rows"]) == len(tflite["rows"]) == 14
-    # Same films, labels and bootstrap, and the same scores up to float32 conversion error
-    # (max |dp| <= 1e-4, the float32 gate): an AUC moves only where two films' scores sit closer
-    # than that, so per label the AUCs agree within 0.01 (the int8 gate's own bound; one swapped
-    # pair of a label with 2 positives in 75 films is worth 0.007) and their mean within 0.002.
-    deltas = []
+    # The session student is barely trained: for several labels its scores sit within 1e-6 of
+    # each other, so float32 conversion error (<= 1e-4, the float32 gate) reorders films and
+    # the two AUCs differ by up to 0.16 (measured) although the models agree. So: both models'
+    # scores agree within the float32 gate, and each report's AUCs are exactly those of its own
+    # model's scores on the same films, labels and masks (a report that mixed up films fails).
+    test = TrainedRun.open(nih_run).split("test")
+    scores = {name: sigmoid(open_predictor(path).score(test))
+              for name, path in (("keras", nih_run), ("tflite", float32_export))}
+    assert np.abs(scores["keras"] - scores["tflite"]).max() <= 1e-4
+    for name, report in (("keras", keras), ("tflite", tflite)):
+        expected = per_label_auc(test.targets, scores[name], test.mask, test.label_names)
+        for row in report["rows"]:
+            if row["auc"]["estimate"] is not None:
+                assert row["auc"]["estimate"] == pytest.approx(expected[f"auc_{row['label']}"], abs=1e-9), \
+                    (name, row["label"])
+                assert row["auc"]["low"] <= row["auc"]["estimate"] <= row["auc"]["high"]
     for a, b in zip(keras["rows"], tflite["rows"]):
         assert (a["label"], a["positives"], a["negatives"]) == (b["label"], b["positives"], b["negatives"])
-        assert (a["auc"]["estimate"] is None) == (b["auc"]["estimate"] is None), a["label"]
-        if a["auc"]["estimate"] is not None:
-            deltas.append(b["auc"]["estimate"] - a["auc"]["estimate"])
-            # Where a barely trained label's scores sit within 1e-7 of each other, float32
-            # conversion reorders pairs: measured on this session student, Atelectasis (7
-            # positives) moves 0.0105, five of its 476 pairs. So 0.02 per label; the mean below
-            # stays tight, and a scorer that mixes up films moves AUCs by far more.
-            assert abs(deltas[-1]) <= 0.02, (a["label"], a["auc"], b["auc"])
-            assert b["auc"]["low"] <= b["auc"]["estimate"] <= b["auc"]["high"]
-    assert len(deltas) >= 10 and abs(np.mean(deltas)) <= 0.002, deltas
     assert tflite["thresholds_source"] == "given"  # the exported thresholds.json
     for name in ("report.html", "report.md", "roc.png", "calibration.png"):
         assert (tmp_path / "tflite" / name).is_file()
