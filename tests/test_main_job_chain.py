@@ -65,7 +65,7 @@ def test_export_all_writes_each_mode_through_its_gate_or_says_why(main_job):
     assert (result.exit_code == 0) == (len(written) == len(MODES)), result.output
 
 
-def test_explain_lights_up_on_films_positive_for_the_finding(main_job, tmp_path):
+def test_explain_records_normalised_heat_maps_for_teacher_and_student(main_job, tmp_path):
     out = tmp_path / "explanations"
     invoke("explain", "--model", main_job, "--teacher", main_job / "teacher", "--split", "test",
            "--limit", "8", "--out", out)
@@ -83,15 +83,18 @@ def test_explain_lights_up_on_films_positive_for_the_finding(main_job, tmp_path)
                 for role in lit:
                     lit[role].append(entry["heat"][role][label]["max"])
     assert lit["teacher"], "no positive film among the first 8 test films"
-    # At this test's 32 px budget the models have barely learned, so most maps of positive films
-    # are empty (Grad-CAM keeps positive evidence only): measured, the teacher lights up on 1 of
-    # the 10 positive film/label pairs and the student on none. What must hold here: every heat
-    # record is a normalised map and the teacher's lights up on a positive film. (On the full
-    # demo, README command 1, 27 of the teacher's 48 maps and 32 of the student's are lit.)
+    # At this test's 32 px budget the models have barely learned and Grad-CAM keeps positive
+    # evidence only, so whether any map of a positive film lights up depends on thread-level
+    # float differences (measured: the teacher lit 1 of 10 pairs under xdist, 0 alone). What must
+    # hold here: every film, label and model has a heat record of a normalised map, and a map's
+    # peak is 0 (empty) or 1 (normalised). Lit maps on the full demo are measured in the README.
     for role, peaks in lit.items():
         peaks = np.array(peaks)
-        assert ((peaks >= 0) & (peaks <= 1)).all(), (role, peaks)
-    assert (np.array(lit["teacher"]) > 0.5).any(), lit["teacher"]
+        assert np.isin(np.round(peaks, 6), [0.0, 1.0]).all(), (role, peaks)
+    for entry in index:
+        assert set(entry["heat"]) == {"teacher", "student"}
+        for role in entry["heat"]:
+            assert set(entry["heat"][role]) == set(run.label_names)
 
 
 def test_evaluate_compare_and_benchmark_report_on_the_run(main_job, tmp_path):
