@@ -73,6 +73,27 @@ def with_named_outputs(app: keras.Model) -> keras.Model:
     return keras.Model(app.inputs, dict(zip(names, outputs)), name=app.name)
 
 
+def tflite_converter(app: keras.Model) -> tf.lite.TFLiteConverter:
+    """A converter for ``app``'s inference graph, traced once.
+
+    ``TFLiteConverter.from_keras_model`` first writes the model as a Keras SavedModel, tracing
+    every layer's call functions one by one, then loads it back: three quarters of a student's
+    conversion time (EEEA-Net-C2: 25-30 s of 30-40 s). Tracing ``app(pixels, training=False)``
+    once, with the variables held by a plain module, gives the same graph, the same
+    ``serving_default`` signature (input ``pixels``; outputs ``logits`` [, ``gradcam``]) and the
+    same numbers (``tests/export/test_convert.py``) in a quarter of the time."""
+    (pixels,) = app.inputs
+
+    @tf.function(input_signature=[tf.TensorSpec(pixels.shape, pixels.dtype, name=INPUT_NAME)])
+    def serve(pixels):
+        outputs = app(pixels, training=False)
+        return outputs if isinstance(outputs, dict) else {OUTPUT_NAME: outputs}
+
+    holder = tf.Module()
+    holder.app_variables = list(app.variables)  # keeps them alive and saved with the signature
+    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
+
+
 def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
             calibration_pixels: np.ndarray | None = None, *, gradcam: bool = False,
             model_name: str | None = None) -> bytes:
@@ -82,7 +103,7 @@ def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
     if export_mode.integer_io and (calibration_pixels is None or not len(calibration_pixels)):
         raise ConversionError("int8 export needs calibration images (representative data)")
     app = with_named_outputs(to_app_model(model, spec, export_mode.integer_io, gradcam, model_name))
-    converter = tf.lite.TFLiteConverter.from_keras_model(app)
+    converter = tflite_converter(app)
     representative = (representative_dataset(calibration_pixels)
                       if calibration_pixels is not None and export_mode.integer_io else None)
     export_mode.configure(converter, representative)
