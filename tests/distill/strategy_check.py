@@ -5,6 +5,7 @@ TensorFlow initialises its devices, which importing tfcxr.backend does."""
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -15,38 +16,21 @@ import tensorflow as tf  # noqa: E402
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for tiny_training
 from tfcxr.backend import keras  # noqa: E402
 from tfcxr.distill import Distiller  # noqa: E402
+from tiny_training import batched, tiny_cnn, unevenly_masked  # noqa: E402
 
-STEPS, BATCH, CLASSES = 4, 8, 5
-
-
-def tiny_cnn(seed: int) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(CLASSES),
-    ])
+STEPS, BATCH, SIZE = 4, 8, 32
 
 
 def dataset() -> tf.data.Dataset:
-    rng = np.random.default_rng(0)
-    n = STEPS * BATCH
-    images = rng.normal(size=(n, 32, 32, 3)).astype("float32")
-    labels = (rng.random((n, CLASSES)) < 0.4).astype("float32")
-    # Rows masked with very different densities, so the replicas' halves of a batch hold
-    # different numbers of counted labels: a per-replica mean divided by 2 would be off.
-    density = np.where(np.arange(n) % BATCH < BATCH // 2, 0.2, 0.9)[:, None]
-    mask = (rng.random((n, CLASSES)) < density).astype("float32")
-    return tf.data.Dataset.from_tensor_slices((images, labels * mask, mask)).batch(BATCH)
+    return batched(unevenly_masked(STEPS, BATCH, SIZE), BATCH)
 
 
 def train(strategy: tf.distribute.Strategy):
     with strategy.scope():
-        distiller = Distiller(tiny_cnn(1), tiny_cnn(2))
+        distiller = Distiller(tiny_cnn(1, SIZE), tiny_cnn(2, SIZE))
         distiller.compile(keras.optimizers.SGD(0.5), alpha=0.5, temperature=2.0)
     history = distiller.fit(dataset(), validation_data=dataset(), epochs=2, verbose=0)
     return distiller.student.get_weights(), history.history
@@ -57,7 +41,7 @@ def main():
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     mirrored_weights, mirrored_history = train(mirrored)
     moved = max(float(np.max(np.abs(w - w0)))
-                for w, w0 in zip(single_weights, tiny_cnn(1).get_weights()))
+                for w, w0 in zip(single_weights, tiny_cnn(1, SIZE).get_weights()))
     print(json.dumps({
         "replicas": mirrored.num_replicas_in_sync,
         "max_weight_diff": max(float(np.max(np.abs(a - b)))

@@ -14,32 +14,18 @@ from click.testing import CliRunner
 
 from tfcxr.backend import keras
 from tfcxr.cli import main
-from tfcxr.data.demo import DemoSpec, write_demo_dataset
 from tfcxr.runs.layout import trained_model
+from tiny_runs import tiny_demo_config
 
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
     """A demo dataset of 40 patients at 32 px and a config that trains in seconds."""
-    base = tmp_path_factory.mktemp("tiny")
-    demo = write_demo_dataset(base / "demo", DemoSpec(patients=40, image_size=48, seed=2))
-    config = {
-        "seed": 0,
-        "data": {"dataset": "demo", "root": str(demo), "image_size": 32, "batch_size": 8,
-                 "cache": True, "options": {"val_fraction": 0.25}},
-        "teacher": {"name": "densenet121", "train": {"epochs": 1, "backup_every_steps": 2}},
-        "student": {"name": "mobilenet_v3_small", "train": {"epochs": 2, "backup_every_steps": 2}},
-        "distill": {"alpha": 0.5, "temperature": 2.0},
-    }
-    path = base / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
+    return tiny_demo_config(
+        tmp_path_factory.mktemp("tiny"), patients=40, seed=2, data={"cache": True},
+        teacher={"name": "densenet121", "train": {"epochs": 1, "backup_every_steps": 2}},
+        student={"name": "mobilenet_v3_small", "train": {"epochs": 2, "backup_every_steps": 2}},
+        distill={"alpha": 0.5, "temperature": 2.0})
 
 
 def test_student_only_run_directory_holds_what_it_did(tiny_config, tmp_path):

@@ -56,5 +56,6 @@ def test_benchmark_times_a_stock_mobilenet_beside_and_reports_xnnpack_partitions
     assert stock["parameters"] > 2_000_000 > rows[0]["parameters"]
     # float32 graphs go to XNNPACK whole: one partition, nothing outside
     assert [(r["partitions"], r["outside"]) for r in rows] == [(1, {}), (1, {})]
+    # the table (without --stock: converting the stock model once is enough for this test)
     table = invoke("benchmark", tmp_path / "small.keras", "--mode", "float32", "--runs", 5).output
     assert "partitions" in table and "outside XNNPACK" in table

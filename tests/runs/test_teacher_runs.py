@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from cli_invoke import invoke
+from tiny_runs import tiny_demo_config
 
 from tfcxr.backend import keras
-from tfcxr.data.demo import DemoSpec, write_demo_dataset
 from tfcxr.data.pipeline import build_dataset
 from tfcxr.distill.distiller import Distiller
 from tfcxr.models import get_spec
@@ -48,15 +47,9 @@ def recording(monkeypatch, module) -> list:
 def workdir(tmp_path_factory):
     """A demo dataset, a config, and a teacher saved with Caffe preprocessing beside it."""
     base = tmp_path_factory.mktemp("teacher-runs")
-    demo = write_demo_dataset(base / "demo", DemoSpec(patients=30, image_size=48, seed=3))
-    config = {
-        "seed": 0,
-        "data": {"dataset": "demo", "root": str(demo), "image_size": SIZE, "batch_size": 8,
-                 "options": {"val_fraction": 0.25}},
-        "student": {"name": "mobilenet_v3_small", "train": {"epochs": 1}},
-        "qat": {"epochs": 1, "learning_rate": 1e-5, "schedule": "constant"},
-    }
-    (base / "config.yaml").write_text(yaml.safe_dump(config))
+    tiny_demo_config(base, patients=30, seed=3, name="config.yaml",
+                     student={"name": "mobilenet_v3_small", "train": {"epochs": 1}},
+                     qat={"epochs": 1, "learning_rate": 1e-5, "schedule": "constant"})
     keras.utils.set_random_seed(0)
     images = keras.Input((SIZE, SIZE, 3))
     features = keras.layers.GlobalAveragePooling2D()(

@@ -16,35 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcxr.backend import keras, tf
-from tfcxr.distill import Distiller
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for tiny_training
+from tfcxr.backend import keras, tf  # noqa: E402
+from tfcxr.distill import Distiller  # noqa: E402
+from tiny_training import batched, tiny_cnn, unevenly_masked  # noqa: E402
 
-STEPS, GLOBAL_BATCH, CLASSES, EPOCHS = 6, 8, 5, 2
-
-
-def tiny_cnn(seed: int) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((16, 16, 3)),
-        keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(CLASSES),
-    ])
+STEPS, GLOBAL_BATCH, SIZE, EPOCHS = 6, 8, 16, 2
 
 
 def dataset(kind: str) -> tf.data.Dataset:
-    rng = np.random.default_rng(0)
-    n = STEPS * GLOBAL_BATCH
-    images = rng.normal(size=(n, 16, 16, 3)).astype("float32")
-    labels = (rng.random((n, CLASSES)) < 0.4).astype("float32")
-    # Unevenly masked halves: each worker's share of a batch counts different numbers of labels.
-    density = np.where(np.arange(n) % GLOBAL_BATCH < GLOBAL_BATCH // 2, 0.2, 0.9)[:, None]
-    mask = (rng.random((n, CLASSES)) < density).astype("float32")
+    arrays = unevenly_masked(STEPS, GLOBAL_BATCH, SIZE)
     if kind == "repeated":  # every step the same batch: a resumed epoch sees the same data
-        images, labels, mask = (np.tile(a[:GLOBAL_BATCH], (STEPS,) + (1,) * (a.ndim - 1))
-                                for a in (images, labels, mask))
-    return tf.data.Dataset.from_tensor_slices((images, labels * mask, mask)).batch(GLOBAL_BATCH)
+        arrays = (np.tile(a[:GLOBAL_BATCH], (STEPS,) + (1,) * (a.ndim - 1)) for a in arrays)
+    return batched(arrays, GLOBAL_BATCH)
 
 
 class Count(keras.callbacks.Callback):
@@ -70,7 +54,7 @@ def main():
     strategy = (tf.distribute.MultiWorkerMirroredStrategy() if cluster
                 else tf.distribute.get_strategy())
     with strategy.scope():
-        distiller = Distiller(tiny_cnn(1), tiny_cnn(2))
+        distiller = Distiller(tiny_cnn(1, SIZE), tiny_cnn(2, SIZE))
         distiller.compile(keras.optimizers.Adam(1e-2), alpha=0.5, temperature=2.0)
     count = Count(args.kill_at)
     backup = keras.callbacks.BackupAndRestore(str(args.out / "backup"), save_freq=2)
