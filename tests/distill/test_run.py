@@ -10,12 +10,13 @@ import time
 import numpy as np
 import pytest
 import yaml
+from cli_invoke import invoke
 from click.testing import CliRunner
+from tiny_runs import tiny_demo_config
 
 from tfcxr.backend import keras
 from tfcxr.cli import main
 from tfcxr.runs.layout import trained_model
-from tiny_runs import tiny_demo_config
 
 
 @pytest.fixture(scope="module")
