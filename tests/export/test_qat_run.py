@@ -45,7 +45,8 @@ def test_qat_keeps_the_distillation_loss_and_feeds_the_int8_export(nih_run, copy
     assert (qat / "best.h5").is_file() and (qat / "last.h5").is_file()
     metrics = json.loads((qat / "metrics.json").read_text())
     assert metrics[0]["soft_loss"] > 0 and np.isfinite(metrics[0]["val_auc"])  # teacher still in the loss
-    result = export_tflite(run, "int8", tmp_path / "int8", force=True)
+    result = export_tflite(run, "int8", tmp_path / "int8", force=True, calibration_images=32,
+                           latency_runs=3)
     assert result.card["model"]["source"].startswith("QAT fine-tuned model")
     model = TFLiteModel(result.tflite)
     assert model.inputs[0]["quantization"] == (1.0, 0) and model.outputs[0]["dtype"] == np.float32

@@ -26,7 +26,7 @@ from pathlib import Path
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
 
-from tfcxr.backend import keras
+from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
 from tfcxr.io import atomic_path
 from tfcxr.models.app_model import PixelNormalization
@@ -133,14 +133,16 @@ def calibrate_ranges(qat_model: keras.Model, batches, decay: float = 0.5) -> int
     short fine-tune (a few hundred steps) exports int8 ranges that are still mostly that guess:
     activations living in [0, 0.5] get 5 of their 256 levels. Here the ranges follow a fast
     moving average of the batch min / max over ``batches`` (images as the model takes them);
-    every other variable (BatchNorm statistics included) is restored afterwards. Returns the
-    number of batches seen.
+    every other variable (BatchNorm statistics included) is restored afterwards. The forward
+    passes run as one traced function (eagerly they took 17 s of a 64 px EEEA-Net-C2's QAT).
+    Returns the number of batches seen.
     """
     saved = [(v, v.numpy()) for v in qat_model.weights if not _is_range_variable(v)]
     seen = 0
-    with _moving_average_decay(decay):
+    with _moving_average_decay(decay):  # traced inside: the graph keeps the fast decay
+        step = tf.function(lambda images: qat_model(images, training=True), reduce_retracing=True)
         for batch in batches:
-            qat_model(batch, training=True)
+            step(batch)
             seen += 1
     for variable, value in saved:
         variable.assign(value)
