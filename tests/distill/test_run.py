@@ -24,7 +24,7 @@ def tiny_config(tmp_path_factory):
     """A demo dataset of 40 patients at 32 px and a config that trains in seconds."""
     return tiny_demo_config(
         tmp_path_factory.mktemp("tiny"), patients=40, seed=2, data={"cache": True},
-        teacher={"name": "densenet121", "train": {"epochs": 1, "backup_every_steps": 2}},
+        teacher={"name": "mobilenet_v3_large", "train": {"epochs": 1, "backup_every_steps": 2}},
         student={"name": "mobilenet_v3_small", "train": {"epochs": 2, "backup_every_steps": 2}},
         distill={"alpha": 0.5, "temperature": 2.0})
 

@@ -17,7 +17,7 @@ def test_gpu_check_runs_on_cpu(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--steps", "2",
-         "--image-size", "64", "--batch-size", "4", "--teacher", "eeea_net_c2",
+         "--image-size", "32", "--batch-size", "4", "--teacher", "eeea_net_c2",
          "--json", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "devices: /device:CPU:0" in result.stdout
