@@ -33,6 +33,7 @@ from tfcxr.models.precision import precision_policy
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 14
+FLOAT32_ROWS = ("tfcxr float32", "PyTorch float32")  # with --float32-only, less the XLA row
 
 
 def tfcxr_rate(size, batch, steps, precision="float32", jit_compile=False) -> float:
@@ -88,6 +89,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per row")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--float32-only", action="store_true",
+                        help="only the plain float32 rows (tfcxr, PyTorch NCHW and channels_last): "
+                             "the ratio, without the XLA and reduced-precision variants, whose "
+                             "compilation and emulated bfloat16 take minutes on a CPU")
     args = parser.parse_args(argv)
 
     import torch
@@ -102,7 +107,7 @@ def main(argv=None):
           f"PyTorch {torch.__version__}\n")
     rows = []
     s, b, n = args.image_size, args.batch_size, args.steps
-    for name, fn in (
+    candidates = (
         ("tfcxr float32", lambda: tfcxr_rate(s, b, n)),
         ("tfcxr float32, XLA (jit_compile)", lambda: tfcxr_rate(s, b, n, jit_compile=True)),
         ("tfcxr mixed_bfloat16", lambda: tfcxr_rate(s, b, n, "mixed_bfloat16")),
@@ -111,7 +116,10 @@ def main(argv=None):
         ("PyTorch float32 (NCHW)", lambda: torch_rate(s, b, n)),
         ("PyTorch float32, channels_last", lambda: torch_rate(s, b, n, channels_last=True)),
         ("PyTorch bfloat16 autocast", lambda: torch_rate(s, b, n, bfloat16=True)),
-    ):
+    )
+    for name, fn in candidates:
+        if args.float32_only and (not name.startswith(FLOAT32_ROWS) or "XLA" in name):
+            continue
         rate = fn()
         rows.append({"what": name, "films_per_s": rate})
         print(f"{name:<36} {rate:8.1f} films/s", flush=True)
