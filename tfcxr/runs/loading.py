@@ -46,7 +46,7 @@ def load_keras_model(path: str | Path) -> keras.Model:
                 shutil.copyfileobj(source, copy, WEIGHTS_COPY_CHUNK)
             model.load_weights(weights)
             return model
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise RunError(f"{path}: cannot load the model: {e}") from None
 
 
