@@ -5,7 +5,7 @@ same signature and the same numbers, in float and in int8, with and without the 
 import numpy as np
 import pytest
 
-from tfcxr.backend import tf
+from tfcxr.backend import keras, tf
 from tfcxr.export.convert import convert, representative_dataset, to_app_model, with_named_outputs
 from tfcxr.export.modes import get_mode
 from tfcxr.models import create
@@ -32,7 +32,7 @@ def _through_keras_saved_model(network, name, spec, mode, pixels, gradcam):
 @pytest.mark.parametrize("name,mode,gradcam", [("mobilenet_v3_small", "float32", False),
                                                ("mobilenet_v3_large", "int8", True)])
 def test_traced_once_equals_the_keras_saved_model_path(name, mode, gradcam, pixels):
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     network = create(name, num_classes=3, input_shape=(SIZE, SIZE, 3))
     spec = PreprocessingSpec(image_size=SIZE)
     traced = TFLiteModel(convert(network, spec, mode, pixels, gradcam=gradcam,

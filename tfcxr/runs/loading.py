@@ -8,7 +8,6 @@ model, run through the LiteRT interpreter (``TFLiteModel``).
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -17,9 +16,6 @@ from tfcxr.backend import keras
 from tfcxr.quantize import load_qat_model
 from tfcxr.runs.layout import KERAS_SUFFIX, QAT_SUFFIX, RunError
 from tfcxr.runs.tflite import TFLITE_SUFFIX, TFLiteModel
-
-WEIGHTS_COPY_CHUNK = 16 << 20
-
 
 KERAS_CONFIG, KERAS_WEIGHTS = "config.json", "model.weights.h5"  # inside a .keras archive
 
@@ -41,10 +37,7 @@ def load_keras_model(path: str | Path) -> keras.Model:
             config = json.loads(archive.read(KERAS_CONFIG))
             config["compile_config"] = None
             model = keras.saving.deserialize_keras_object(config)
-            weights = Path(folder) / KERAS_WEIGHTS
-            with archive.open(KERAS_WEIGHTS) as source, open(weights, "wb") as copy:
-                shutil.copyfileobj(source, copy, WEIGHTS_COPY_CHUNK)
-            model.load_weights(weights)
+            model.load_weights(archive.extract(KERAS_WEIGHTS, folder))
             return model
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise RunError(f"{path}: cannot load the model: {e}") from None
