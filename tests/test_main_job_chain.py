@@ -28,7 +28,9 @@ def main_job(tmp_path_factory):
     config = load_yaml(config_path("demo"))
     config["data"].update(root=str(demo), image_size=32)
     config["teacher"]["train"].update(epochs=2, backup_every_steps=100)
-    config["student"]["train"].update(epochs=8, backup_every_steps=1000)
+    # 8 epochs instead of 40: at the demo's 1e-3 such a short schedule leaves the student below
+    # chance on the test films (mean AUC 0.43); 2e-3 learns within it.
+    config["student"]["train"].update(epochs=8, learning_rate=2e-3, backup_every_steps=1000)
     (base / "demo-small.yaml").write_text(yaml.safe_dump(config))
     run = base / "runs" / "distill-densenet161-eeea_net_c2-demo"
     result = invoke("distill", "--teacher", "densenet161", "--config", base / "demo-small.yaml",

@@ -17,6 +17,7 @@ from tiny_runs import tiny_demo_config
 from tfcxr.backend import keras
 from tfcxr.cli import main
 from tfcxr.runs.layout import trained_model
+from tfcxr.runs.loading import load_keras_model
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,21 @@ def test_teacher_online_and_offline_distillation(tiny_config, tmp_path):
     invoke("distill", "--teacher-predictions", tmp_path / "logits.csv", "--config", tiny_config,
            "--epochs", 1, "--out", tmp_path / "offline", "-q")
     assert json.loads((tmp_path / "offline" / "run.json").read_text())["mode"] == "offline"
+
+    # distill.precompute_teacher scores the films with the teacher inside the student's process
+    # (building it draws from the global generator); the student must still be the one the
+    # logits file trains: same logits, same weights.
+    config = yaml.safe_load(tiny_config.read_text())
+    config.setdefault("distill", {})["precompute_teacher"] = True
+    (tmp_path / "precompute.yaml").write_text(yaml.safe_dump(config))
+    invoke("distill", "--teacher-weights", teacher, "--config", tmp_path / "precompute.yaml",
+           "--epochs", 1, "--out", tmp_path / "scored", "-q")
+    scored = tmp_path / "scored"
+    assert json.loads((scored / "run.json").read_text())["mode"] == "offline"
+    assert (scored / "teacher_logits.csv").read_text() == (tmp_path / "logits.csv").read_text()
+    weights = [load_keras_model(run / "last.keras").get_weights()
+               for run in (scored, tmp_path / "offline")]
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
 
 
 def test_offline_from_real_chexnet_probabilities(nih_sample, tmp_path):

@@ -31,6 +31,32 @@ def test_identical_scores_pass_every_mode(chexnet):
         assert report.keras_mean_auc > 0.75  # CheXNet ranks these films well
 
 
+def _moved(chexnet, cells: int, by: float):
+    """The CheXNet logits with the probabilities of the ``cells`` first films' first label moved
+    by ``by`` (one film each), everything else exact."""
+    logits = chexnet[1].copy()
+    p = 1 / (1 + np.exp(-logits[:cells, 0]))
+    moved = np.clip(p + by * np.where(p < 0.5, 1, -1), 1e-6, 1 - 1e-6)
+    logits[:cells, 0] = np.log(moved / (1 - moved))
+    return logits
+
+
+def test_dynamic_bounds_the_99th_percentile_probability_difference_float_modes_the_largest(chexnet):
+    """One film moved by 0.1 is a tail dynamic-range quantisation has (each film's activations
+    are quantised over its own range); 2 % of the scores moved by 0.1 is not. float16 has no such
+    tail: one moved film fails it."""
+    films, labels = chexnet[1].shape
+    one = _check(chexnet, _moved(chexnet, 1, 0.1), "dynamic")
+    assert one.passed and one.max_abs_prob_diff == pytest.approx(0.1, abs=1e-6)
+    assert one.gated_abs_prob_diff == 0 and "99th-percentile |dp| 0.00e+00" in one.summary()
+    many = _check(chexnet, _moved(chexnet, int(0.02 * films * labels), 0.1), "dynamic")
+    assert many.gated_abs_prob_diff == pytest.approx(0.1, abs=1e-6)
+    assert (f"99th-percentile |probability difference| {many.gated_abs_prob_diff:.2e} exceeds 5e-02"
+            in many.failures)
+    float16 = _check(chexnet, _moved(chexnet, 1, 0.1), "float16")
+    assert float16.failures == ["max |probability difference| 1.00e-01 exceeds 1e-02"]
+
+
 def test_float_tolerances_are_on_probabilities(chexnet):
     noisy = chexnet[1] + np.random.default_rng(0).normal(0, 0.01, chexnet[1].shape)
     assert not _check(chexnet, noisy, "float32").passed  # |dp| ~ 2e-3 > 1e-4

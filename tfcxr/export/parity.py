@@ -65,6 +65,7 @@ class ParityReport:
     agreement: float
     labels: list[LabelParity]
     failures: list[str] = field(default_factory=list)
+    gated_abs_prob_diff: float = float("nan")  # |dp| at the tolerance's prob_quantile
 
     @property
     def passed(self) -> bool:
@@ -83,10 +84,16 @@ class ParityReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
+    def _gated_diff_text(self) -> str:
+        quantile = self.tolerance.prob_quantile
+        return (f", {_quantile_name(quantile)} |dp| {self.gated_abs_prob_diff:.2e}"
+                if quantile < 1.0 else "")
+
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         lines = [f"parity {self.mode}: {verdict} on {self.images} images; max |dp| "
-                 f"{self.max_abs_prob_diff:.2e}, mean |dp| {self.mean_abs_prob_diff:.2e}; mean AUC "
+                 f"{self.max_abs_prob_diff:.2e}{self._gated_diff_text()}, mean |dp| "
+                 f"{self.mean_abs_prob_diff:.2e}; mean AUC "
                  f"keras {self.keras_mean_auc:.4f} tflite {self.tflite_mean_auc:.4f} "
                  f"(delta {self.mean_auc_delta:+.4f}); agreement at thresholds {self.agreement:.4f}",
                  f"{'label':<20} {'pos':>4} {'keras':>7} {'tflite':>7} {'dAUC':>8} "
@@ -148,9 +155,10 @@ def check_parity(keras_logits, tflite_logits, labels, mask, label_names, mode: s
             failures.append(f"{name}: {row.not_learned_note(len(labels))} ({delta})"
                             if not row.learned else f"{name}: {delta}")
     mean_delta = auc_tflite["auc"] - auc_keras["auc"]
-    if tolerance.max_abs_prob is not None and not diff.max() <= tolerance.max_abs_prob:
-        failures.append(f"max |probability difference| {diff.max():.2e} exceeds "
-                        f"{tolerance.max_abs_prob:.0e}")
+    gated_diff = float(np.quantile(diff, tolerance.prob_quantile)) if diff.size else 0.0
+    if tolerance.max_abs_prob is not None and not gated_diff <= tolerance.max_abs_prob:
+        failures.append(f"{_quantile_name(tolerance.prob_quantile)} |probability difference| "
+                        f"{gated_diff:.2e} exceeds {tolerance.max_abs_prob:.0e}")
     if (tolerance.max_mean_auc_delta is not None and np.isfinite(mean_delta)
             and not abs(mean_delta) <= tolerance.max_mean_auc_delta):
         flat = [row.label for row in rows if not row.learned]
@@ -160,4 +168,9 @@ def check_parity(keras_logits, tflite_logits, labels, mask, label_names, mode: s
         failures.append("the TFLite model produced non-finite logits")
     return ParityReport(mode, len(labels), tolerance, float(diff.max()), float(diff.mean()),
                         auc_keras["auc"], auc_tflite["auc"], float(mean_delta),
-                        float(np.mean([r.agreement for r in rows])), rows, failures)
+                        float(np.mean([r.agreement for r in rows])), rows, failures,
+                        gated_abs_prob_diff=gated_diff)
+
+
+def _quantile_name(quantile: float) -> str:
+    return "max" if quantile >= 1.0 else f"{100 * quantile:g}th-percentile"

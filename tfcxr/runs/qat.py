@@ -57,4 +57,4 @@ def qat_finetune(run_dir: str | Path, *, epochs: int | None = None,
     return fit(out, factory, config.qat, train_ds, val_ds, run.label_names,
                resolve_strategy(config.strategy),
                distill_compile_kwargs(config, student_only=mode == "student_only"), verbose,
-               saver=SaveModel(out.path, suffix=QAT_SUFFIX, save=save_qat_model))
+               seed=config.seed, saver=SaveModel(out.path, suffix=QAT_SUFFIX, save=save_qat_model))

@@ -105,12 +105,18 @@ def start(config: RunConfig, verbose: int) -> tf.distribute.Strategy:
 
 
 def fit(run: RunDirectory, distiller_factory, train_cfg: TrainConfig, train_ds, val_ds,
-        label_names, strategy, compile_kwargs: dict, verbose: int,
+        label_names, strategy, compile_kwargs: dict, verbose: int, *, seed: int,
         saver: SaveModel | None = None, precision: str = "float32",
         jit_compile: bool = False) -> RunResult:
     """Fit the Distiller ``distiller_factory()`` builds (under the dtype policy ``precision``),
-    with checkpoints, logs and a backup, and mark the run complete."""
+    with checkpoints, logs and a backup, and mark the run complete.
+
+    ``seed`` is set again right before the models are built: whatever ran before in the process
+    (scoring films with a teacher built from its config, whose initialisers draw from the global
+    generator) must not change the student's initial weights. Without it the main job's student
+    differed from the same student distilled from the main job's own logits file."""
     steps = int(train_ds.cardinality())
+    keras.utils.set_random_seed(seed)
     with strategy.scope(), precision_policy(precision):
         distiller = distiller_factory()
         distiller.compile(optimizer=make_optimizer(train_cfg, steps), jit_compile=jit_compile,
@@ -196,7 +202,7 @@ def train_teacher(config: RunConfig, out: str | Path, verbose: int = 1) -> RunRe
         return Distiller(model)
 
     return fit(run, factory, config.teacher.train, train_ds, val_ds, manifest.label_names,
-               strategy, {"student_loss_fn": "bce", "alpha": 1.0}, verbose,
+               strategy, {"student_loss_fn": "bce", "alpha": 1.0}, verbose, seed=config.seed,
                precision=config.precision, jit_compile=config.jit_compile)
 
 
@@ -231,7 +237,7 @@ def distill(config: RunConfig, out: str | Path, *, teacher_model: str | Path | N
         return Distiller(student, teacher)
 
     return fit(run, factory, config.student.train, train_ds, val_ds, manifest.label_names,
-               strategy, distill_compile_kwargs(config, student_only), verbose,
+               strategy, distill_compile_kwargs(config, student_only), verbose, seed=config.seed,
                precision=config.precision, jit_compile=config.jit_compile)
 
 
