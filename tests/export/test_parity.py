@@ -7,6 +7,7 @@ import pytest
 
 from tfcxr.data.readers import read_dataset
 from tfcxr.export.parity import check_parity
+from tfcxr.metrics import sigmoid
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def _moved(chexnet, cells: int, by: float):
     """The CheXNet logits with the probabilities of the ``cells`` first films' first label moved
     by ``by`` (one film each), everything else exact."""
     logits = chexnet[1].copy()
-    p = 1 / (1 + np.exp(-logits[:cells, 0]))
+    p = sigmoid(logits[:cells, 0])
     moved = np.clip(p + by * np.where(p < 0.5, 1, -1), 1e-6, 1 - 1e-6)
     logits[:cells, 0] = np.log(moved / (1 - moved))
     return logits
