@@ -1,11 +1,12 @@
 """The demo student's learning rate, measured: distilled and alone, test mean AUC per rate.
 
 The evidence behind ``student.train.learning_rate`` in ``tfcxr/configs/demo.yaml``. Every student
-is the demo config's EEEA-Net-C2 (64 px, batch 16, 40 epochs, cosine schedule, seed 0), trained
-either from the logits the main job's DenseNet161 teacher wrote (``RUN/teacher_logits.csv``,
-the main job's own offline distillation) or alone (``--student-only``), at each rate given;
+is the demo config's EEEA-Net-C2 (64 px, batch 16, its epochs or ``--epochs``, cosine schedule,
+seed 0), trained either from the logits the main job's DenseNet161 teacher wrote
+(``RUN/teacher_logits.csv``, the main job's own offline distillation) or alone (``--student-only``), at each rate given;
 each is scored on the test split (mean ROC-AUC over the six findings, and on its own training
-films, to tell underfitting from overfitting). About 6 minutes per student on 2 CPU cores.
+films, to tell underfitting from overfitting). About 2.5 minutes per student at 25 epochs on 2 CPU
+cores.
 
     tfcxr distill --teacher densenet161          # the main job: writes RUN/teacher_logits.csv
     python benchmarks/demo_learning_rate.py --run runs/distill-densenet161-eeea_net_c2-demo \\
@@ -43,7 +44,7 @@ def main() -> None:
                         help="The main job's run directory (holds teacher_logits.csv).")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.002, 0.001, 0.0005])
     parser.add_argument("--work", type=Path, required=True, help="Where the students are written.")
-    parser.add_argument("--epochs", type=int, help="Student epochs (default: the run's config, 40).")
+    parser.add_argument("--epochs", type=int, help="Student epochs (default: the run's config).")
     parser.add_argument("--no-alone", action="store_true", help="Only the distilled students.")
     parser.add_argument("--json", type=Path, help="Write the table here too.")
     args = parser.parse_args()
