@@ -1,5 +1,7 @@
-"""Export of a real NIH-sample run: the app contract, every mode through the parity gate, the
-files an app needs, atomic writes, and the parity / benchmark commands."""
+"""Export: the app contract, every mode through the parity gate, the files an app needs, atomic
+writes, and the parity / benchmark commands. The float modes on a real NIH-sample run
+(``nih_run``), whose quantized modes fail their gates as they should; the quantized modes on
+``phone_run``, a demo student that passes every gate (tests/conftest.py)."""
 
 import hashlib
 import json
@@ -54,17 +56,31 @@ def test_float_modes_pass_their_parity_gate(exports, nih_run, assert_parity):
     assert exports["float32"].parity.max_abs_prob_diff < 1e-5
 
 
-def test_quantized_modes_reproduce_the_logits(exports, nih_run):
-    run = TrainedRun.open(nih_run)
+def test_quantized_modes_of_a_learned_student_pass_their_gates(phone_exports, phone_run):
+    run = TrainedRun.open(phone_run)
     test = run.split("test")
     reference = open_predictor(run).score(test)
-    for mode, bound in (("dynamic", 0.02), ("int8", 0.1)):
-        logits = open_predictor(exports[mode].tflite, run).score(test)
-        assert np.abs(logits - reference).mean() < bound, mode
-        assert exports[mode].parity.max_abs_prob_diff < 0.05, mode
+    spread = reference.std(axis=0).mean()  # how far apart the films' logits are, per label
+    for mode, bound in (("dynamic", 0.05), ("int8", 0.15)):
+        result = phone_exports[mode]
+        assert result.parity.passed and result.parity.images == len(test), result.parity.summary()
+        assert result.parity.not_learned == [], result.parity.summary()
+        logits = open_predictor(result.tflite, run).score(test)
+        assert np.abs(logits - reference).mean() < bound * spread, mode
 
 
-def test_int8_file_is_a_quarter_of_float32_with_the_documented_contract(exports):
+def test_the_weak_nih_students_int8_fails_its_gate_and_says_why(nih_run, tmp_path):
+    with pytest.raises(ParityGateError, match="int8 model failed the parity gate") as failed:
+        export_tflite(nih_run, "int8", tmp_path / "int8", calibration_images=32, latency_runs=1)
+    report = failed.value.report
+    assert not report.passed and report.failures
+    # its scores barely vary between films, and the report says so per label
+    assert report.not_learned and "has not learned" in str(failed.value)
+    assert not (tmp_path / "int8").exists() or not any((tmp_path / "int8").iterdir())
+
+
+def test_int8_file_is_a_quarter_of_float32_with_the_documented_contract(phone_exports):
+    exports = phone_exports
     sizes = {mode: result.tflite.stat().st_size for mode, result in exports.items()}
     assert sizes["int8"] < 0.3 * sizes["float32"]
     assert sizes["float16"] < 0.55 * sizes["float32"]
@@ -74,7 +90,7 @@ def test_int8_file_is_a_quarter_of_float32_with_the_documented_contract(exports)
     assert pixels["quantization"] == (1.0, 0)  # the bitmap's bytes go in unchanged
     # float32 logits out, computed in int8: the last op dequantizes them (the type every app
     # runtime takes), named "logits" in the signature like every other mode
-    assert logits["dtype"] == np.float32 and tuple(logits["shape"]) == (1, 14)
+    assert logits["dtype"] == np.float32 and tuple(logits["shape"]) == (1, 6)
     assert int8.output_names == ["logits"] and int8.interpreter.get_signature_list()[
         "serving_default"]["outputs"] == ["logits"]
     source = int8.dequantized_from(logits)
@@ -86,7 +102,7 @@ def test_int8_file_is_a_quarter_of_float32_with_the_documented_contract(exports)
     assert card["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
     assert card["output"]["dtype"] == "float32" and card["output"]["quantization"] is None
     assert card["output"]["computed_as"] == {
-        "shape": [1, 14], "dtype": "int8", "quantization": {
+        "shape": [1, 6], "dtype": "int8", "quantization": {
             "scale": pytest.approx(source["quantization"][0]),
             "zero_point": source["quantization"][1]}}
 
@@ -119,14 +135,14 @@ def test_written_files_are_what_an_app_needs(exports, nih_run):
     assert packed["score_calibration.txt"].decode().splitlines() == ["1.0,1.0,0.0"] * 14
 
 
-def test_thresholds_are_youden_points_of_the_exported_model(exports, nih_run):
+def test_thresholds_are_youden_points_of_the_exported_model(phone_exports, phone_run):
     from tfcxr.evaluation.operating_points import youden_thresholds
 
-    run = TrainedRun.open(nih_run)
+    run = TrainedRun.open(phone_run)
     val = run.split("val")
-    probs = open_predictor(exports["dynamic"].tflite, run).probabilities(val)
+    probs = open_predictor(phone_exports["dynamic"].tflite, run).probabilities(val)
     expected = youden_thresholds(val.targets, probs, val.mask, run.label_names)
-    saved = json.loads((exports["dynamic"].tflite.parent / "thresholds.json").read_text())
+    saved = json.loads((phone_exports["dynamic"].tflite.parent / "thresholds.json").read_text())
     for label, values in expected.items():
         assert saved["labels"][label]["threshold"] == pytest.approx(values["threshold"])
 
@@ -164,7 +180,8 @@ def test_a_failed_conversion_leaves_the_previous_file(nih_run, tmp_path, monkeyp
     assert target.read_bytes() == b"the previous export"
 
 
-def test_parity_command_passes_and_fails_with_exit_codes(exports, nih_run, tmp_path):
+def test_parity_command_passes_and_fails_with_exit_codes(exports, nih_run, phone_exports, phone_run,
+                                                        tmp_path):
     tflite = exports["float32"].tflite
     result = invoke("parity", "--keras", nih_run / "best.keras", "--tflite", tflite, "--json")
     report = json.loads(result.output)
@@ -176,12 +193,14 @@ def test_parity_command_passes_and_fails_with_exit_codes(exports, nih_run, tmp_p
     result = invoke("parity", "--keras", tmp_path / "other.keras", "--tflite", tflite,
                     "--run", nih_run, expect=1)
     assert "FAIL" in result.output and "probability difference" in result.output
-    # the mode is read from the file's tensors, and the command's verdict and exit code are the
-    # export gate's on the same (test) films: exit 0 and PASS, or exit 1 and FAIL
-    passed = exports["int8"].parity.passed
-    result = invoke("parity", "--keras", nih_run / "best.keras", "--tflite", exports["int8"].tflite,
-                    expect=0 if passed else 1)
-    assert f"parity int8: {'PASS' if passed else 'FAIL'}" in result.output
+    # the mode is read from the file's tensors, and the command's verdict is the export gate's on
+    # the same (test) films, with its numbers
+    int8 = phone_exports["int8"]
+    result = invoke("parity", "--keras", phone_run / "best.keras", "--tflite", int8.tflite,
+                    "--json")
+    report = json.loads(result.output)
+    assert report["passed"] and report["mode"] == "int8" and report["images"] == int8.parity.images
+    assert report["mean_auc_delta"] == pytest.approx(int8.parity.mean_auc_delta)
 
 
 def test_parity_refuses_a_model_of_another_input_size(exports, nih_run, tmp_path):
@@ -196,11 +215,11 @@ def test_parity_refuses_a_model_of_another_input_size(exports, nih_run, tmp_path
     assert "takes (32, 32, 3)" in result.output and "Traceback" not in result.output
 
 
-def test_runtime_falls_back_to_tf_lite(exports, monkeypatch):
+def test_runtime_falls_back_to_tf_lite(phone_exports, monkeypatch):
     pixels = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
-    litert = TFLiteModel(exports["int8"].tflite)
+    litert = TFLiteModel(phone_exports["int8"].tflite)
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import fails
-    fallback = TFLiteModel(exports["int8"].tflite)
+    fallback = TFLiteModel(phone_exports["int8"].tflite)
     assert "ai_edge_litert" not in type(fallback.interpreter).__module__
     # Two interpreter builds may round an int8 kernel differently (other kernels for this CPU's
     # ISA), so the same file may differ between them by one quantisation step of the output,
@@ -247,7 +266,7 @@ def test_benchmark_times_the_modes_beside_the_teacher(nih_run):
     assert rows[0]["parameters"] > rows[1]["parameters"] and rows[0]["size_bytes"] < 6e6
 
 
-def test_benchmark_of_a_tflite_file_prints_the_phone_command(exports):
-    table = invoke("benchmark", exports["int8"].tflite, "--runs", 5).output
+def test_benchmark_of_a_tflite_file_prints_the_phone_command(phone_exports):
+    table = invoke("benchmark", phone_exports["int8"].tflite, "--runs", 5).output
     assert "int8" in table and "x float32" in table
     assert "benchmark_model --graph=" in table

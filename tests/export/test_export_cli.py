@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from cli_invoke import invoke
 
+from tfcxr.errors import TfcxrError
 from tfcxr.export import exporter as exporter_module
 from tfcxr.export.modes import MODES, ParityTolerance
 
@@ -59,3 +60,19 @@ def test_benchmark_times_a_stock_mobilenet_beside_and_reports_xnnpack_partitions
     # the table (without --stock: converting the stock model once is enough for this test)
     table = invoke("benchmark", tmp_path / "small.keras", "--mode", "float32", "--runs", 5).output
     assert "partitions" in table and "outside XNNPACK" in table
+
+
+def test_int8_calibrates_on_the_exporters_default_unless_told(tmp_path, monkeypatch):
+    seen = []
+
+    def record(run_dir, mode, out, **kwargs):
+        seen.append(kwargs["calibration_images"])
+        raise TfcxrError("recorded")
+
+    monkeypatch.setattr(exporter_module, "export_tflite", record)
+    invoke("export-tflite", "--run", tmp_path, "--mode", "int8", expect=1)
+    invoke("export-tflite", "--run", tmp_path, "--mode", "int8", "--calibration-images", "64",
+           expect=1)
+    assert seen == [exporter_module.CALIBRATION_IMAGES, 64]
+    help_text = " ".join(invoke("export-tflite", "--help").output.split())
+    assert f"[default: {exporter_module.CALIBRATION_IMAGES}, or the whole train split" in help_text

@@ -50,8 +50,9 @@ def qat_command(run_dir, epochs, learning_rate, quiet):
                    "computed in the model (no autodiff on the phone).")
 @click.option("--ptq", is_flag=True,
               help="int8 by post-training quantization even when RUN/qat holds a QAT model.")
-@click.option("--calibration-images", type=click.IntRange(1), default=200, show_default=True,
-              help="Training images that calibrate post-training int8.")
+@click.option("--calibration-images", type=click.IntRange(1), default=None,
+              help="Training images that calibrate post-training int8 [default: 500, or the whole "
+                   "train split when smaller (tfcxr.export.exporter.CALIBRATION_IMAGES)].")
 @click.option("--parity-split", default="test", show_default=True,
               help="Split the parity gate scores (a split name or 'all').")
 @click.option("--threshold-split", default="val", show_default=True,
@@ -66,7 +67,7 @@ def export_tflite_command(run_dir, modes, out, force, gradcam, ptq, calibration_
     Input:  'pixels' [1, S, S, 3], RGB 0-255 (float32; uint8 for int8)
     Output: 'logits' [1, L] float32 in every mode (int8 computes them in int8 and dequantizes
     them in its last op); probability = sigmoid(logit)"""
-    from tfcxr.export.exporter import export_tflite
+    from tfcxr.export.exporter import CALIBRATION_IMAGES, export_tflite
 
     modes = MODE_NAMES if "all" in modes else tuple(dict.fromkeys(modes))
     if out and Path(out).suffix == ".tflite" and len(modes) > 1:
@@ -77,7 +78,7 @@ def export_tflite_command(run_dir, modes, out, force, gradcam, ptq, calibration_
         try:
             result = export_tflite(run_dir, mode, out if out and len(modes) == 1 else
                                    (Path(out) / mode if out else None), force=force,
-                                   calibration_images=calibration_images,
+                                   calibration_images=calibration_images or CALIBRATION_IMAGES,
                                    parity_split=parity_split, threshold_split=threshold_split,
                                    use_qat=not ptq, gradcam=gradcam)
         except TfcxrError as e:
