@@ -87,26 +87,36 @@ def pytest_xdist_make_scheduler(config, log):
     return LoadFileScheduling(config, log)
 
 
+# Files that take minutes on one worker (``--durations``): handed out right after the two builds,
+# so that no worker is left running one of them alone at the end of the session.
+LONG_FILES = ("test_main_job_chain.py", "test_qat_run.py", "test_run.py")
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Order the test files for parallel workers (whole files are handed out in this order, see
-    ``pytest_xdist_make_scheduler``): first one file that builds the session NIH run, so that one
-    worker starts the longest build at once, then one that builds the phone run, so that a second
-    worker builds it meanwhile, then the files that do not need the NIH run, then the other files
-    that need it. Order within a file is kept."""
-    def needs(item, fixture):
-        return fixture in getattr(item, "fixturenames", ())
+    ``pytest_xdist_make_scheduler``): first one file that builds the session NIH run and one that
+    builds the phone run, so that two workers start the two builds at once; then the long files
+    (``LONG_FILES``); then the files that need neither session run; then the others that need
+    one, which find it built. Order within a file is kept."""
+    def needs(members, fixture):
+        return any(fixture in getattr(item, "fixturenames", ()) for item in members)
 
     files = {}
     for item in items:
         files.setdefault(item.path, []).append(item)
-    heavy = [path for path, members in files.items() if any(needs(i, "nih_run") for i in members)]
-    first = next((p for p in heavy if p.name == "test_export.py"), heavy[0] if heavy else None)
-    # then the first file that builds the phone run, so a second worker builds it meanwhile
-    phone = next((path for path, members in files.items()
-                  if path != first and any(needs(i, "phone_run") for i in members)), None)
-    rank = {path: 0 if path == first else 0.5 if path == phone else 2 if path in heavy else 1
-            for path in files}
-    items[:] = [i for path in sorted(files, key=lambda p: rank[p]) for i in files[path]]
+    nih = [path for path, members in files.items() if needs(members, "nih_run")]
+    phone = [path for path, members in files.items() if needs(members, "phone_run")]
+    builds = [next((p for p in nih if p.name == "test_export.py"), nih[0] if nih else None),
+              next((p for p in phone if p not in nih), None)]
+
+    def rank(path):
+        if path in builds:
+            return builds.index(path)
+        if path.name in LONG_FILES:
+            return 2 + LONG_FILES.index(path.name) / 10
+        return 4 if path in nih or path in phone else 3
+
+    items[:] = [i for path in sorted(files, key=rank) for i in files[path]]
 
 
 @pytest.fixture(scope="session")
