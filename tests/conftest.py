@@ -5,8 +5,9 @@
   stops the run before any test. ``TFCXR_TEST_SHARED`` points this file (and only this file) at
   another ``shared`` folder, e.g. a path that does not exist to try a bare clone.
 - The suite runs on several processes (pytest-xdist, README command 2). The expensive session
-  objects (``nih_run``, ``nih_exports``, ``phone_run``, ``phone_exports``) are built ONCE for all workers, under a file lock, in the
-  temporary folder the workers share; each worker then opens the same files.
+  objects (``nih_run``, ``nih_exports``, ``phone_run``, ``phone_exports``) are built ONCE for all
+  workers, under a file lock, in the temporary folder the workers share; each worker then opens
+  the same files.
 - Those objects are READ-ONLY to tests. A test that changes a run (QAT into ``RUN/qat``, a report
   into ``RUN/reports``) works on its own copy (``copy_run``). Every file of the session run is
   hashed when it is built and checked again when the session ends, so a test that writes into it
@@ -270,7 +271,7 @@ def nih_exports_and_conversions(nih_run, session_dir):
     Only the float modes: dynamic and int8 of this short-trained student fail their gates, as
     they should (its scores are flat, see nih_run; a longer-trained one, batch 16 for 10 epochs,
     fails too: int8 Mass dAUC +0.126, +0.062 after ``tfcxr qat``), and no fixture forces a gate:
-    ``tests/export/test_export.py`` shows them failing. The quantized modes come from
+    ``tests/export/test_export.py`` shows its int8 refused. The quantized modes come from
     ``phone_run``, a student that passes every gate."""
     folder = build_once(session_dir / "nih-exports",
                         lambda f: _build_exports(f, nih_run, ("float32", "float16")))
