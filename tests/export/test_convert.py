@@ -30,7 +30,7 @@ def _through_keras_saved_model(network, name, spec, mode, pixels, gradcam):
 
 
 @pytest.mark.parametrize("name,mode,gradcam", [("mobilenet_v3_small", "float32", False),
-                                               ("mobilenet_v3_large", "int8", True)])
+                                               ("mobilenet_v3_small", "int8", True)])
 def test_traced_once_equals_the_keras_saved_model_path(name, mode, gradcam, pixels):
     keras.utils.set_random_seed(0)
     network = create(name, num_classes=3, input_shape=(SIZE, SIZE, 3))
