@@ -4,10 +4,9 @@
 import json
 
 import yaml
-from click.testing import CliRunner
+from cli_invoke import invoke
 
 from tfcxr.backend import keras
-from tfcxr.cli import main
 
 
 def test_student_only_run_directory_holds_what_it_did(phone_run):
@@ -31,6 +30,6 @@ def test_student_only_run_directory_holds_what_it_did(phone_run):
     assert model.output_shape == (None, 6)
     # a finished run is never overwritten (nothing is written: the session run's files are
     # hashed and checked when the session ends)
-    result = CliRunner().invoke(main, ["distill", "--student-only", "--config",
-                                       str(run.parent / "config.yaml"), "--out", str(run)])
-    assert result.exit_code == 1 and "already complete" in result.output
+    result = invoke("distill", "--student-only", "--config", run.parent / "config.yaml",
+                    "--out", run, expect=1)
+    assert "already complete" in result.output
