@@ -5,8 +5,8 @@ is the demo config's EEEA-Net-C2 (64 px, batch 16, its epochs or ``--epochs``, c
 seed 0), trained either from the logits the main job's DenseNet161 teacher wrote
 (``RUN/teacher_logits.csv``, the main job's own offline distillation) or alone
 (``--student-only``), at each rate given; each is scored on the test split (mean ROC-AUC over
-the six findings, and on its own training films, to tell underfitting from overfitting). About 2.5 minutes per student at 25 epochs on 2 CPU
-cores.
+the six findings, and on its own training films, to tell underfitting from overfitting). About
+2.5 minutes per student at 25 epochs on 2 CPU cores.
 
     tfcxr distill --teacher densenet161          # the main job: writes RUN/teacher_logits.csv
     python benchmarks/demo_learning_rate.py --run runs/distill-densenet161-eeea_net_c2-demo \\
