@@ -10,6 +10,7 @@ from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
 from tfcxr.explain.device import GradCamHead, _head_steps, _layers_between, with_gradcam_output
 from tfcxr.explain.gradcam import grad_cam
+from tfcxr.export.convert import tflite_converter, with_named_outputs
 
 NUM_CLASSES = 14
 SPEC = models.get_spec("mobilenet_v3_small").preprocessing  # its mean and std
@@ -108,7 +109,7 @@ def app_model():
 
 def test_float32_tflite_has_builtin_ops_named_outputs_and_the_keras_maps(app_model):
     app, pixels, keras_logits, keras_maps = app_model
-    content = tf.lite.TFLiteConverter.from_keras_model(app).convert()
+    content = tflite_converter(with_named_outputs(app)).convert()  # as the exporter converts
     interpreter, out = _tflite_outputs(content, pixels)
     assert interpreter.get_signature_list() == {
         "serving_default": {"inputs": ["pixels"], "outputs": ["gradcam", "logits"]}}
@@ -141,7 +142,7 @@ def test_int8_tflite_runs_and_its_head_adds_little_error(app_model):
     app, pixels, _, keras_maps = app_model
     head = app.get_layer("gradcam_head")
     calibration = blob_pixels(16, 96, seed=9)
-    converter = tf.lite.TFLiteConverter.from_keras_model(app)
+    converter = tflite_converter(with_named_outputs(app))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([image[None]] for image in calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

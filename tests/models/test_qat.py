@@ -7,6 +7,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tfcxr import models
 from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
+from tfcxr.export.convert import tflite_converter
 from tfcxr.models.macs import count_macs
 from tfcxr.models.ofa_mobilenet import MBBlock, OFAArch, build_ofa_mobilenet
 from tfcxr.quantize import load_qat_model, quantize_model, save_qat_model
@@ -94,7 +95,7 @@ def test_qat_model_converts_to_full_int8_tflite():
     # An untrained QAT model still has its initial quantizer ranges (a degenerate [0, 0] at the
     # input), which the converter accepts but XNNPACK then refuses: train before exporting.
     qat, x = _tiny_qat_model()
-    converter = tf.lite.TFLiteConverter.from_keras_model(qat)
+    converter = tflite_converter(qat)  # the exporter's converter (one trace, no SavedModel)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
