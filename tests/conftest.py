@@ -38,6 +38,12 @@ def _sample_present() -> bool:
     return (NIH_SAMPLE / "Data_Entry_2017_v2020.csv").is_file()
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS reports one): the one
+    count both the number of workers and each worker's threads are derived from."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _share_the_cores():
     """Several workers on a few cores: each process (and what it starts: notebook kernels, the
     resumed run) gets its share of the cores for TensorFlow's, oneDNN's and torch's thread pools,
@@ -45,7 +51,7 @@ def _share_the_cores():
     TensorFlow when it starts, so set before anything imports it."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        threads = str(max(1, _cores() // workers))
         for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
             os.environ.setdefault(name, threads)
 
@@ -63,8 +69,7 @@ def pytest_xdist_auto_num_workers(config):
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still overrides it, as in pytest-xdist."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # pytest-xdist's own hook reads it
-    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1) + 1
+    return _cores() + 1
 
 
 def pytest_sessionstart(session):
