@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from cli_invoke import invoke
 
+from tfcxr.export.convert import INT8_GRAPHS
 from tfcxr.runs.predictor import open_predictor
 from tfcxr.runs.tflite import TFLiteModel
 from tfcxr.runs.trained import TrainedRun
@@ -54,6 +55,23 @@ def test_int8_file_is_a_quarter_of_float32_with_the_documented_contract(phone_ex
         "shape": [1, 6], "dtype": "int8", "quantization": {
             "scale": pytest.approx(source["quantization"][0]),
             "zero_point": source["quantization"][1]}}
+
+
+def test_int8_writes_the_first_graph_that_passes_its_gate_and_says_which(phone_exports):
+    """export-tflite tries the graph XNNPACK runs whole first and falls back to HARD_SWISH only
+    when that one misses the gate (on this demo student it does: three requantised tensors per
+    h-swish round more); the card records every attempt and the file is the one it names."""
+    graph = phone_exports["int8"].card["int8_graph"]
+    tried = graph["tried"]
+    assert [t["graph"] for t in tried] == list(INT8_GRAPHS)[:len(tried)]
+    assert [t["passed"] for t in tried] == [False] * (len(tried) - 1) + [True]
+    assert graph["written"] == tried[-1]["graph"]
+    assert all(t["failures"] for t in tried[:-1]) and not tried[-1]["failures"]
+    assert tried[0]["outside"] == {"QUANTIZE": 1} and tried[0]["partitions"] == 1
+    written = TFLiteModel(phone_exports["int8"].tflite).delegation()
+    assert written == {key: tried[-1][key] for key in written}
+    if graph["written"] == "hard_swish":
+        assert written["outside"]["HARD_SWISH"] == 27
 
 
 def test_thresholds_are_youden_points_of_the_exported_model(phone_exports, phone_run):

@@ -16,6 +16,17 @@ run_option = click.option("--run", "run_dir", type=click.Path(file_okay=False, e
                           help="A finished run directory (from tfcxr distill or train-teacher).")
 
 
+def int8_graph_summary(graph: dict) -> str:
+    """One line per int8 graph the exporter tried: passed or why not, and XNNPACK's partitions."""
+    lines = []
+    for t in graph["tried"]:
+        outside = ", ".join(f"{op} x{n}" for op, n in t["outside"].items()) or "nothing"
+        verdict = "passed the gate" if t["passed"] else f"failed the gate ({'; '.join(t['failures'])})"
+        lines.append(f"int8 graph {t['graph']!r}: {verdict}; XNNPACK partitions {t['partitions']}, "
+                     f"outside: {outside}")
+    return "\n".join(lines + [f"wrote the {graph['written']!r} graph"])
+
+
 @main.command("qat")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True),
               help="The distillation run whose student to fine-tune.")
@@ -92,6 +103,8 @@ def export_tflite_command(run_dir, modes, out, force, gradcam, ptq, calibration_
         note = "" if result.parity.passed else " (FAILED the parity gate, written because of --force)"
         if "gradcam" in result.card:
             click.echo(gradcam_summary(result.card["gradcam"]["vs_keras_grad_cam"]))
+        if "int8_graph" in result.card and not as_json:
+            click.echo(int8_graph_summary(result.card["int8_graph"]))
         click.echo(f"wrote {result.tflite} ({size / 1e6:.2f} MB){note} and "
                    f"{', '.join(p.name for p in result.files.values())}")
     if failed:
@@ -168,7 +181,7 @@ def benchmark_command(target, teacher, modes, threads, runs, stock, as_json):
     for r in rows:
         own_float = float_ms.get(r.name) if r.role != "teacher" else None
         outside = ", ".join(f"{op} x{n}" for op, n in r.delegation["outside"].items())
-        lines.append((r.name, r.mode, f"{r.parameters:,}" if r.parameters else "-",
+        lines.append((r.name, r.label, f"{r.parameters:,}" if r.parameters else "-",
                       f"{r.macs / 1e9:.3f}" if r.macs else "-", f"{r.size_bytes / 1e6:.2f}",
                       f"{r.latency.median_ms:.2f}", f"{r.latency.p90_ms:.2f}",
                       f"{r.latency.median_ms / teacher_ms:.3f}" if teacher_ms else "-",

@@ -16,7 +16,7 @@ import numpy as np
 
 from tfcxr.backend import keras
 from tfcxr.errors import TfcxrError
-from tfcxr.export.convert import convert
+from tfcxr.export.convert import INT8_GRAPHS, convert
 from tfcxr.export.harness import infer_mode
 from tfcxr.export.latency import Latency, summarize, time_invocations
 from tfcxr.export.modes import MODES
@@ -31,6 +31,9 @@ from tfcxr.runs.tflite import TFLITE_SUFFIX, TFLiteModel
 from tfcxr.runs.trained import TrainedRun
 
 
+FIRST_INT8_GRAPH = next(iter(INT8_GRAPHS))
+
+
 @dataclass
 class Candidate:
     name: str
@@ -39,6 +42,7 @@ class Candidate:
     content: bytes
     parameters: int | None
     macs: int | None
+    int8_graph: str | None = None  # integer modes: the convert.INT8_GRAPHS form
 
 
 @dataclass
@@ -51,19 +55,29 @@ class BenchmarkRow:
     size_bytes: int
     latency: Latency
     delegation: dict  # TFLiteModel.delegation(): XNNPACK partitions and the ops left outside
+    int8_graph: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The mode, with the int8 graph when it is not the one the exporter tries first."""
+        return self.mode if self.int8_graph in (None, FIRST_INT8_GRAPH) else f"{self.mode} {self.int8_graph}"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "role": self.role, "mode": self.mode,
-                "parameters": self.parameters, "macs": self.macs, "size_bytes": self.size_bytes,
-                **self.latency.to_dict(), **self.delegation}
+                "int8_graph": self.int8_graph, "parameters": self.parameters, "macs": self.macs,
+                "size_bytes": self.size_bytes, **self.latency.to_dict(), **self.delegation}
 
 
 def _network_candidates(name, role, network, spec, modes, calibration, qat=None):
     params, macs = int(network.count_params()), int(count_macs(network))
     for mode in modes:
-        source = qat if (qat is not None and MODES[mode].integer_io) else network
-        content = convert(source, spec, mode, calibration if MODES[mode].integer_io else None)
-        yield Candidate(name, role, mode, content, params, macs)
+        if not MODES[mode].integer_io:
+            yield Candidate(name, role, mode, convert(network, spec, mode), params, macs)
+            continue
+        source = network if qat is None else qat
+        for form in INT8_GRAPHS:  # each graph the exporter may write, the one it tries first first
+            content = convert(source, spec, mode, calibration, int8_graph_form=form)
+            yield Candidate(name, role, mode, content, params, macs, form)
 
 
 def _run_teacher(run: TrainedRun) -> str:
@@ -156,5 +170,5 @@ def benchmark(found: list[Candidate], *, threads: int | None = None, runs: int =
         for model, sink in zip(models, timings):
             sink += time_invocations(model, per_round)
     return [BenchmarkRow(c.name, c.role, c.mode, c.parameters, c.macs, len(c.content),
-                         summarize(t, threads), model.delegation())
+                         summarize(t, threads), model.delegation(), c.int8_graph)
             for c, t, model in zip(found, timings, models)]

@@ -15,6 +15,8 @@ from tfcxr.explain.device import GRADCAM_OUTPUT, with_gradcam_output
 from tfcxr.export.modes import get_mode
 from tfcxr.models.app_model import (INPUT_NAME, OUTPUT_NAME, PIXEL_RANGE, PixelNormalization,
                                     build_app_model, is_app_model)
+from tfcxr.models.folding import fold_batch_norms
+from tfcxr.models.layers import int8_graph
 from tfcxr.preprocessing import PreprocessingSpec
 from tfcxr.quantize import is_qat_model
 
@@ -53,6 +55,8 @@ def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool,
         return with_gradcam_output(model, model_name=model_name) if gradcam else model
     if is_app_model(model):
         return with_gradcam_output(model, model_name=model_name) if gradcam else model
+    if integer_io:  # lets int8_graph() split large depthwise kernels (see fold_batch_norms)
+        model = fold_batch_norms(model)
     if gradcam:
         return with_gradcam_output(
             model, model_name=model_name, input_name=INPUT_NAME, input_shape=spec.input_shape,
@@ -94,16 +98,30 @@ def tflite_converter(app: keras.Model) -> tf.lite.TFLiteConverter:
     return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
 
 
+# How an int8 file writes h-swish, in the order the exporter tries them (the first that passes
+# the parity gate is written): name -> (hard_swish_as_ops, what it means).
+INT8_GRAPHS = {
+    "whole": (True, "h-swish as ADD/MUL/MUL: XNNPACK runs the whole graph in int8"),
+    "hard_swish": (False, "h-swish as TFLite's HARD_SWISH, which XNNPACK leaves outside in int8 "
+                          "(one partition between two h-swish), rounding less"),
+}
+
+
 def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
             calibration_pixels: np.ndarray | None = None, *, gradcam: bool = False,
-            model_name: str | None = None) -> bytes:
+            model_name: str | None = None, int8_graph_form: str = "whole") -> bytes:
     """The .tflite bytes of ``model`` (a network, an app model or a QAT app model) in ``mode``;
-    with ``gradcam`` the file has a second output, every label's Grad-CAM map."""
+    with ``gradcam`` the file has a second output, every label's Grad-CAM map. Integer modes
+    trace ``int8_graph`` (large depthwise kernels split), h-swish written as ``int8_graph_form``
+    says (``INT8_GRAPHS``)."""
     export_mode = get_mode(mode)
     if export_mode.integer_io and (calibration_pixels is None or not len(calibration_pixels)):
         raise ConversionError("int8 export needs calibration images (representative data)")
     app = with_named_outputs(to_app_model(model, spec, export_mode.integer_io, gradcam, model_name))
-    converter = tflite_converter(app)
+    if int8_graph_form not in INT8_GRAPHS:
+        raise ConversionError(f"unknown int8 graph {int8_graph_form!r}; one of {', '.join(INT8_GRAPHS)}")
+    with int8_graph(export_mode.integer_io, hard_swish_as_ops=INT8_GRAPHS[int8_graph_form][0]):
+        converter = tflite_converter(app)
     representative = (representative_dataset(calibration_pixels)
                       if calibration_pixels is not None and export_mode.integer_io else None)
     export_mode.configure(converter, representative)

@@ -29,7 +29,7 @@ from tfcxr.backend import tf
 from tfcxr.errors import TfcxrError
 from tfcxr.evaluation.operating_points import youden_thresholds
 from tfcxr.explain.gradcam import grad_cam
-from tfcxr.export.convert import convert
+from tfcxr.export.convert import INT8_GRAPHS, convert
 from tfcxr.export.latency import adb_benchmark_command, measure_latency
 from tfcxr.export.metadata import ModelInfo, TensorInfo, add_metadata, sigmoid_calibration_file
 from tfcxr.export.modes import get_mode
@@ -218,16 +218,23 @@ def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None,
         train = run.split("train")
         rows = _sample_rows(len(train), calibration_images, run.config.seed)
         calibration = np.concatenate(list(iter_pixel_batches(train.select(rows), run.spec)))
-    content = convert(source_model, run.spec, mode, calibration, gradcam=gradcam,
-                      model_name=run.model_name)
-    model = TFLiteModel(content)
-    thresholds = _thresholds(model, run, threshold_split)
     part = run.split(parity_split)
     source_predictor = KerasPredictor(source_model, run.spec, run.label_names)
-    keras_logits, tflite_logits = score_together(
-        [source_predictor, TFLitePredictor(model, run.spec, run.label_names)], part)
-    parity = check_parity(keras_logits, tflite_logits, part.targets, part.mask, run.label_names, mode,
-                          {k: v["threshold"] for k, v in thresholds["labels"].items()})
+    tried = []
+    for form in (INT8_GRAPHS if export_mode.integer_io else ("whole",)):
+        content = convert(source_model, run.spec, mode, calibration, gradcam=gradcam,
+                          model_name=run.model_name, int8_graph_form=form)
+        model = TFLiteModel(content)
+        thresholds = _thresholds(model, run, threshold_split)
+        keras_logits, tflite_logits = score_together(
+            [source_predictor, TFLitePredictor(model, run.spec, run.label_names)], part)
+        parity = check_parity(keras_logits, tflite_logits, part.targets, part.mask, run.label_names,
+                              mode, {k: v["threshold"] for k, v in thresholds["labels"].items()})
+        tried.append({"graph": form, "meaning": INT8_GRAPHS[form][1], "passed": parity.passed,
+                      "failures": parity.failures, "mean_abs_prob_diff": parity.mean_abs_prob_diff,
+                      **model.delegation()})
+        if parity.passed:
+            break
     if not parity.passed and not force:
         raise ParityGateError(parity)
     latency = measure_latency(model, runs=latency_runs)
@@ -245,6 +252,8 @@ def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None,
     content = add_metadata(content, _metadata(run, mode, model), files)
     card = _card(run, mode, source, network, model, content, parity, thresholds, latency,
                  tflite_path.name)
+    if export_mode.integer_io:
+        card["int8_graph"] = finite_or_none({"written": tried[-1]["graph"], "tried": tried})
     if gradcam_check:
         card["gradcam"] = finite_or_none({
             **_tensor_contract(dict(zip(model.output_names, model.outputs))[GRADCAM_OUTPUT]),

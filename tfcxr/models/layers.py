@@ -10,7 +10,17 @@ a different function.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+
 from tfcxr.backend import keras, tf
+
+_HARD_SWISH_AS_OPS = contextvars.ContextVar("tfcxr_hard_swish_as_ops", default=False)
+# XNNPACK's fast depthwise kernels take up to 5x5 taps; from 6x6 it falls to a path 7-16x slower
+# per tap (1 thread, this x86 CPU, 28x28x240, int8: 5x5 0.27 ms, 6x6 6.5 ms, 7x7 8.6 ms;
+# benchmarks/depthwise_taps.py).
+FAST_DEPTHWISE_TAPS = 25
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -32,8 +42,97 @@ def hard_sigmoid(x):
 
 
 def hard_swish(x):
-    """x * relu6(x + 3) / 6."""
+    """x * relu6(x + 3) / 6.
+
+    Traced under ``int8_graph(hard_swish_as_ops=True)`` it is written ``(x * 1/6) * relu6(x + 3)``:
+    the TFLite converter fuses the usual form into one HARD_SWISH op, which XNNPACK runs in float
+    only, so every h-swish of an int8 file splits XNNPACK's graph (EEEA-Net-C2: 28 partitions,
+    27 HARD_SWISH outside); the ADD (RELU6 fused), MUL, MUL of this form it runs in int8. It
+    rounds more, though (three requantised tensors where HARD_SWISH has one): the exporter keeps
+    it only where the parity gate holds. Float files keep HARD_SWISH, one op where this is three."""
+    if _HARD_SWISH_AS_OPS.get():
+        return (x * (1.0 / 6.0)) * tf.nn.relu6(x + 3.0)
     return x * hard_sigmoid(x)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's ``same`` padding (before, after) of one spatial axis."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def split_depthwise_conv2d(x, kernel, strides, padding: str):
+    """``depthwise_conv2d(x, kernel)`` as a sum of depthwise convolutions of at most
+    ``FAST_DEPTHWISE_TAPS`` taps each: the kernel's columns in groups (a 7x7 kernel as 7x3, 7x3,
+    7x1), each over the columns of the padded input it reads. The same sum in another order."""
+    rows, cols = int(kernel.shape[0]), int(kernel.shape[1])
+    if padding.lower() == "same":
+        x = tf.pad(x, [[0, 0], _same_padding(int(x.shape[1]), rows, strides[0]),
+                       _same_padding(int(x.shape[2]), cols, strides[1]), [0, 0]])
+    out_cols = (int(x.shape[2]) - cols) // strides[1] + 1
+    group = max(1, FAST_DEPTHWISE_TAPS // rows)
+    pieces = []
+    for first in range(0, cols, group):
+        width = min(group, cols - first)
+        window = x[:, :, first:first + (out_cols - 1) * strides[1] + width, :]
+        pieces.append(tf.nn.depthwise_conv2d(window, kernel[:, first:first + width],
+                                             [1, *strides, 1], "VALID"))
+    total = pieces[0]
+    for piece in pieces[1:]:  # ADDs: XNNPACK runs ADD in int8, not ADD_N
+        total = total + piece
+    return total
+
+
+_keras_depthwise_call = keras.layers.DepthwiseConv2D.call
+
+
+def _pads_past_the_edge(layer, shape) -> bool:
+    """Whether ``same`` padding would pad an axis by as much as its size: XNNPACK refuses such a
+    PAD (2x2 and 3x3 maps padded by 3: "failed to prepare", and in a whole model a crash)."""
+    if layer.padding.lower() != "same":
+        return False
+    return any(max(_same_padding(int(size), kernel, stride)) >= int(size)
+               for size, kernel, stride in zip(shape[1:3], layer.kernel_size, layer.strides))
+
+
+def _split_depthwise_call(layer, inputs):
+    """``keras.layers.DepthwiseConv2D.call`` with ``split_depthwise_conv2d`` for kernels of more
+    than ``FAST_DEPTHWISE_TAPS`` taps that carry their own bias (undilated, channels last); other
+    layers unchanged. A depthwise layer without bias is one a BatchNormalization follows, which
+    the converter folds into a single convolution but not into a sum of them: the sum before
+    BatchNormalization would be quantised per tensor (on the demo student, mean |dp| 0.016 ->
+    0.067), so such a layer is split only once ``fold_batch_norms`` has folded its BN in."""
+    rows, cols = layer.kernel_size
+    if (rows * cols <= FAST_DEPTHWISE_TAPS or not layer.use_bias
+            or tuple(layer.dilation_rate) != (1, 1) or _pads_past_the_edge(layer, inputs.shape)
+            or layer.data_format != "channels_last" or layer.depth_multiplier != 1):
+        return _keras_depthwise_call(layer, inputs)
+    outputs = split_depthwise_conv2d(inputs, layer.depthwise_kernel, layer.strides, layer.padding)
+    if layer.use_bias:
+        outputs = tf.nn.bias_add(outputs, layer.bias)
+    return outputs if layer.activation is None else layer.activation(outputs)
+
+
+@contextlib.contextmanager
+def int8_graph(enabled: bool = True, *, hard_swish_as_ops: bool = True):
+    """While ``enabled``, trace models the way XNNPACK runs them in int8: every Keras
+    ``DepthwiseConv2D`` of more than ``FAST_DEPTHWISE_TAPS`` taps as ``split_depthwise_conv2d``
+    (EEEA-Net-C2 has five 7x7 ones), and with ``hard_swish_as_ops`` h-swish as ADD/RELU6/MUL (see
+    ``hard_swish``). EEEA-Net-C2's int8 file at 224 px, 1 thread: 28.3 ms as the converter writes
+    it, 15.1 ms with the kernels split, 8.3 ms with h-swish as ops too; float32 20.3 ms
+    (``benchmarks/int8_graph_latency.py``). The same functions
+    either way, equal to rounding. QAT wrappers call their layer's ``call``, so QAT models are
+    traced the same way."""
+    if not enabled:
+        yield
+        return
+    token = _HARD_SWISH_AS_OPS.set(hard_swish_as_ops)
+    keras.layers.DepthwiseConv2D.call = _split_depthwise_call
+    try:
+        yield
+    finally:
+        keras.layers.DepthwiseConv2D.call = _keras_depthwise_call
+        _HARD_SWISH_AS_OPS.reset(token)
 
 
 @keras.utils.register_keras_serializable(package="tfcxr")
