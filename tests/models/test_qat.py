@@ -116,32 +116,3 @@ def test_qat_model_converts_to_full_int8_tflite():
     expected = qat(x[:1], training=False).numpy()
     assert np.abs(logits - expected).max() < 0.1 * max(1.0, np.abs(expected).max())
 
-
-def test_qat_of_a_folded_eeea_net_c2_converts_to_one_xnnpack_partition():
-    """``tfcxr qat`` quantizes the student with its depthwise BNs folded (models.folding), so the
-    int8 trace splits the 7x7 kernels in the QAT model too: the whole graph in XNNPACK, only the
-    uint8 input's QUANTIZE outside, and the file scores like the QAT model."""
-    from tfcxr.export.convert import convert
-    from tfcxr.models.app_model import build_app_model
-    from tfcxr.models.folding import fold_batch_norms
-    from tfcxr.preprocessing import PreprocessingSpec
-    from tfcxr.quantize import calibrate_ranges
-    from tfcxr.runs.tflite import TFLiteModel
-
-    keras.utils.set_random_seed(0)
-    size, spec = 64, PreprocessingSpec(image_size=64)
-    network = models.create("eeea_net_c2", num_classes=3, input_shape=(size, size, 3))
-    rng = np.random.default_rng(0)
-    for _ in range(20):  # BN statistics from data, as training leaves them
-        network(rng.normal(size=(8, size, size, 3)).astype(np.float32), training=True)
-    qat = quantize_model(build_app_model(fold_batch_norms(network), spec))
-    pixels = rng.integers(0, 256, (16, size, size, 3)).astype(np.float32)
-    calibrate_ranges(qat, tf.data.Dataset.from_tensor_slices(pixels).batch(8))
-    tflite = TFLiteModel(convert(qat, spec, "int8", pixels))
-    assert tflite.delegation()["partitions"] == 1
-    assert tflite.delegation()["outside"] == {"QUANTIZE": 1}
-    ops = [op["op_name"] for op in tflite.interpreter._get_ops_details()]  # noqa: SLF001
-    assert ops.count("DEPTHWISE_CONV_2D") == 19 + 2 * 4 and "HARD_SWISH" not in ops
-    expected = qat(pixels, training=False).numpy()
-    assert np.abs(tflite.logits(pixels.astype(np.uint8)) - expected).max() < \
-        0.1 * max(1.0, np.abs(expected).max())

@@ -121,8 +121,9 @@ def int8_graph(enabled: bool = True, *, hard_swish_as_ops: bool = True):
     ``hard_swish``). EEEA-Net-C2's int8 file at 224 px, 1 thread: 28.3 ms as the converter writes
     it, 15.1 ms with the kernels split, 8.3 ms with h-swish as ops too; float32 20.3 ms
     (``benchmarks/int8_graph_latency.py``). The same functions
-    either way, equal to rounding. QAT wrappers call their layer's ``call``, so QAT models are
-    traced the same way."""
+    either way, equal to rounding. QAT wrappers call their layer's ``call``, so a QAT model gets
+    the h-swish form too; its depthwise layers, whose BNs ``tfcxr qat`` leaves unfolded, stay
+    whole (README: folding before QAT cost the NIH-sample QAT file its gate)."""
     if not enabled:
         yield
         return

@@ -17,7 +17,6 @@ from tfcxr.backend import keras
 from tfcxr.distill.distiller import Distiller
 from tfcxr.distill.teacher_predictions import align_teacher_logits
 from tfcxr.models.app_model import build_app_model, pixel_spec
-from tfcxr.models.folding import fold_batch_norms
 from tfcxr.quantize import calibrate_ranges, quantize_model, save_qat_model
 from tfcxr.runs.layout import QAT_SUFFIX, RunError, store_path
 from tfcxr.runs.trained import TrainedRun
@@ -48,9 +47,7 @@ def qat_finetune(run_dir: str | Path, *, epochs: int | None = None,
     train_ds, val_ds = datasets(config, run.manifest, spec, logits)
 
     def factory():
-        # depthwise BNs folded in (frozen, as a short fine-tune should keep them): the int8 graph
-        # can then split large depthwise kernels into fast ones (tfcxr.models.folding)
-        student = quantize_model(build_app_model(fold_batch_norms(run.network()), run.spec))
+        student = quantize_model(build_app_model(run.network(), run.spec))
         images = train_ds.map(lambda x, y, m: x[0] if isinstance(x, tuple) else x)
         calibrate_ranges(student, images.take(CALIBRATION_BATCHES))
         online = mode == "online"
