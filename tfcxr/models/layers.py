@@ -100,8 +100,9 @@ def _split_depthwise_call(layer, inputs):
     than ``FAST_DEPTHWISE_TAPS`` taps that carry their own bias (undilated, channels last); other
     layers unchanged. A depthwise layer without bias is one a BatchNormalization follows, which
     the converter folds into a single convolution but not into a sum of them: the sum before
-    BatchNormalization would be quantised per tensor (on the demo student, mean |dp| 0.016 ->
-    0.067), so such a layer is split only once ``fold_batch_norms`` has folded its BN in."""
+    BatchNormalization would be quantised per tensor, whose per-channel scales then amplify the
+    rounding of the small channels, so such a layer is split only once ``fold_batch_norms`` has
+    folded its BN in."""
     rows, cols = layer.kernel_size
     if (rows * cols <= FAST_DEPTHWISE_TAPS or not layer.use_bias
             or tuple(layer.dilation_rate) != (1, 1) or _pads_past_the_edge(layer, inputs.shape)
