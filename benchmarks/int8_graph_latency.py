@@ -1,7 +1,7 @@
-"""Latency at 224 px, 1 thread, of EEEA-Net-C2 and MobileNetV3-Large in every export mode, both
-int8 graphs the exporter may write, and the int8 graph the TFLite converter writes unaided, beside
-keras.applications' MobileNetV3-Large and the DenseNet161 teacher, all timed interleaved in one
-process (``tfcxr.export.benchmark``), with XNNPACK's partitions and the ops it left outside.
+"""Latency at 224 px, 1 thread, of EEEA-Net-C2 and MobileNetV3-Large in every export mode and each
+int8 graph the exporter may write (``convert.INT8_GRAPHS``; the last as the converter writes it
+unaided), beside keras.applications' MobileNetV3-Large and the DenseNet161 teacher, all timed
+interleaved in one process (``tfcxr.export.benchmark``), with XNNPACK's partitions and the ops it left outside.
 
 Weights are random, but every BatchNormalization's statistics are set from data first (40
 training-mode passes over 8 random images): with the initial statistics the activations shrink
@@ -17,12 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcxr.export.benchmark import Candidate, benchmark, candidates
-from tfcxr.export.convert import representative_dataset, tflite_converter, with_named_outputs
-from tfcxr.export.modes import get_mode
+from tfcxr.export.benchmark import benchmark, candidates
 from tfcxr.models import create
-from tfcxr.models.app_model import build_app_model
-from tfcxr.models.macs import count_macs
 from tfcxr.preprocessing import PreprocessingSpec
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +30,6 @@ args = parser.parse_args()
 
 spec = PreprocessingSpec(image_size=args.size)
 rng = np.random.default_rng(0)
-calibration = rng.integers(0, 256, (64, *spec.input_shape), np.uint8)
 found = []
 folder = Path(tempfile.mkdtemp(prefix="int8_graph_latency_"))
 for index, name in enumerate(args.models.split(",")):
@@ -46,11 +41,6 @@ for index, name in enumerate(args.models.split(",")):
     network.save(path)
     found += candidates(path, modes=("float32", "float16", "dynamic", "int8"),
                         teacher="densenet161" if index == 0 else None, stock=index == 0)
-    # the int8 file as the converter writes it unaided: no BN folding, no split kernels, HARD_SWISH
-    converter = tflite_converter(with_named_outputs(build_app_model(network, spec, pin_input_range=True)))
-    get_mode("int8").configure(converter, representative_dataset(calibration.astype(np.float32)))
-    found.append(Candidate(network.name, "student", "int8", converter.convert(),
-                           int(network.count_params()), int(count_macs(network)), "unaided"))
 rows = benchmark(found, threads=1, runs=args.runs)
 if args.json:
     Path(args.json).write_text(json.dumps([r.to_dict() for r in rows], indent=2))

@@ -76,6 +76,8 @@ def test_int8_is_one_xnnpack_partition_and_float_keeps_its_hard_swish():
         network(images, training=True)
     int8, float32 = (TFLiteModel(convert(network, spec, mode, pixels)) for mode in ("int8", "float32"))
     fused = TFLiteModel(convert(network, spec, "int8", pixels, int8_graph_form="hard_swish"))
+    unaided = _op_counts(TFLiteModel(convert(network, spec, "int8", pixels, int8_graph_form="unaided")))
+    assert unaided["DEPTHWISE_CONV_2D"] == 19 and unaided["HARD_SWISH"] == 27  # the last resort
     assert int8.delegation()["partitions"] == 1 and int8.delegation()["outside"] == {"QUANTIZE": 1}
     assert float32.delegation() == {**float32.delegation(), "partitions": 1, "outside": {}}
     assert fused.delegation()["outside"] == {"HARD_SWISH": 27, "QUANTIZE": 1}

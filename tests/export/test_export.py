@@ -168,10 +168,11 @@ def test_benchmark_times_the_modes_beside_the_teacher(nih_run):
     # int8 in both graphs the exporter may write (convert.INT8_GRAPHS), the first it tries first
     assert [(r["name"], r["role"], r["mode"], r["int8_graph"]) for r in rows] == [
         ("eeea_net_c2", "student", "int8", "whole"), ("eeea_net_c2", "student", "int8", "hard_swish"),
-        ("mobilenet_v3_small", "teacher", "float32", None)]
+        ("eeea_net_c2", "student", "int8", "unaided"), ("mobilenet_v3_small", "teacher", "float32", None)]
     assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in rows)
     # how XNNPACK took each file: the float teacher whole; the ops it left outside, by name
-    whole, fused, teacher = rows
+    whole, fused, unaided, teacher = rows
+    assert unaided["outside"]["HARD_SWISH"] == 27 and unaided["nodes"] <= fused["nodes"]
     assert teacher["partitions"] == 1 and teacher["outside"] == {}
     assert "HARD_SWISH" not in whole["outside"] and fused["outside"]["HARD_SWISH"] == 27
     assert fused["partitions"] > whole["partitions"] and whole["nodes"] > fused["nodes"] > 100

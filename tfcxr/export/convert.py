@@ -7,6 +7,8 @@ conversion, so its uint8 input has scale 1 and zero point 0 like the post-traini
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from tfcxr.backend import keras, tf
@@ -45,8 +47,10 @@ def pin_input_quantizer(qat_model: keras.Model) -> None:
 
 
 def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool,
-                 gradcam: bool = False, model_name: str | None = None) -> keras.Model:
-    """The model to convert: pixels in, ``logits`` out (and ``gradcam`` maps with ``gradcam``)."""
+                 gradcam: bool = False, model_name: str | None = None, *,
+                 fold_depthwise: bool | None = None) -> keras.Model:
+    """The model to convert: pixels in, ``logits`` out (and ``gradcam`` maps with ``gradcam``).
+    A float network's depthwise BNs are folded with ``fold_depthwise`` (default: ``integer_io``)."""
     if is_qat_model(model):
         if not is_app_model(model):
             raise ConversionError(f"{model.name}: a QAT model must be built on the app model "
@@ -55,7 +59,7 @@ def to_app_model(model: keras.Model, spec: PreprocessingSpec, integer_io: bool,
         return with_gradcam_output(model, model_name=model_name) if gradcam else model
     if is_app_model(model):
         return with_gradcam_output(model, model_name=model_name) if gradcam else model
-    if integer_io:  # lets int8_graph() split large depthwise kernels (see fold_batch_norms)
+    if integer_io if fold_depthwise is None else fold_depthwise:  # lets int8_graph() split them
         model = fold_batch_norms(model)
     if gradcam:
         return with_gradcam_output(
@@ -98,12 +102,23 @@ def tflite_converter(app: keras.Model) -> tf.lite.TFLiteConverter:
     return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
 
 
-# How an int8 file writes h-swish, in the order the exporter tries them (the first that passes
-# the parity gate is written): name -> (hard_swish_as_ops, what it means).
+@dataclass(frozen=True)
+class Int8Graph:
+    """How an int8 file is traced (``models.layers.int8_graph``)."""
+
+    hard_swish_as_ops: bool   # h-swish as ADD/MUL/MUL rather than TFLite's HARD_SWISH
+    split_depthwise: bool     # depthwise BNs folded, kernels over 25 taps split
+    meaning: str
+
+
+# In the order the exporter tries them: the first that passes the parity gate is written.
 INT8_GRAPHS = {
-    "whole": (True, "h-swish as ADD/MUL/MUL: XNNPACK runs the whole graph in int8"),
-    "hard_swish": (False, "h-swish as TFLite's HARD_SWISH, which XNNPACK leaves outside in int8 "
-                          "(one partition between two h-swish), rounding less"),
+    "whole": Int8Graph(True, True, "h-swish as ADD/MUL/MUL, large depthwise kernels split: "
+                                   "XNNPACK runs the whole graph in int8"),
+    "hard_swish": Int8Graph(False, True, "h-swish as TFLite's HARD_SWISH (XNNPACK leaves it "
+                                         "outside in int8), large depthwise kernels split"),
+    "unaided": Int8Graph(False, False, "the graph the converter writes unaided: HARD_SWISH, "
+                                       "every depthwise kernel whole"),
 }
 
 
@@ -117,10 +132,13 @@ def convert(model: keras.Model, spec: PreprocessingSpec, mode: str,
     export_mode = get_mode(mode)
     if export_mode.integer_io and (calibration_pixels is None or not len(calibration_pixels)):
         raise ConversionError("int8 export needs calibration images (representative data)")
-    app = with_named_outputs(to_app_model(model, spec, export_mode.integer_io, gradcam, model_name))
     if int8_graph_form not in INT8_GRAPHS:
         raise ConversionError(f"unknown int8 graph {int8_graph_form!r}; one of {', '.join(INT8_GRAPHS)}")
-    with int8_graph(export_mode.integer_io, hard_swish_as_ops=INT8_GRAPHS[int8_graph_form][0]):
+    graph = INT8_GRAPHS[int8_graph_form]
+    app = with_named_outputs(to_app_model(model, spec, export_mode.integer_io, gradcam, model_name,
+                                          fold_depthwise=export_mode.integer_io and graph.split_depthwise))
+    with int8_graph(export_mode.integer_io, hard_swish_as_ops=graph.hard_swish_as_ops,
+                    split_depthwise=graph.split_depthwise):
         converter = tflite_converter(app)
     representative = (representative_dataset(calibration_pixels)
                       if calibration_pixels is not None and export_mode.integer_io else None)

@@ -230,7 +230,7 @@ def export_tflite(run_dir: str | Path, mode: str, out: str | Path | None = None,
             [source_predictor, TFLitePredictor(model, run.spec, run.label_names)], part)
         parity = check_parity(keras_logits, tflite_logits, part.targets, part.mask, run.label_names,
                               mode, {k: v["threshold"] for k, v in thresholds["labels"].items()})
-        tried.append({"graph": form, "meaning": INT8_GRAPHS[form][1], "passed": parity.passed,
+        tried.append({"graph": form, "meaning": INT8_GRAPHS[form].meaning, "passed": parity.passed,
                       "failures": parity.failures, "mean_abs_prob_diff": parity.mean_abs_prob_diff,
                       **model.delegation()})
         if parity.passed:

@@ -115,9 +115,10 @@ def _split_depthwise_call(layer, inputs):
 
 
 @contextlib.contextmanager
-def int8_graph(enabled: bool = True, *, hard_swish_as_ops: bool = True):
-    """While ``enabled``, trace models the way XNNPACK runs them in int8: every Keras
-    ``DepthwiseConv2D`` of more than ``FAST_DEPTHWISE_TAPS`` taps as ``split_depthwise_conv2d``
+def int8_graph(enabled: bool = True, *, hard_swish_as_ops: bool = True,
+               split_depthwise: bool = True):
+    """While ``enabled``, trace models the way XNNPACK runs them in int8: with ``split_depthwise``
+    every Keras ``DepthwiseConv2D`` of more than ``FAST_DEPTHWISE_TAPS`` taps as ``split_depthwise_conv2d``
     (EEEA-Net-C2 has five 7x7 ones), and with ``hard_swish_as_ops`` h-swish as ADD/RELU6/MUL (see
     ``hard_swish``). EEEA-Net-C2's int8 file at 224 px, 1 thread: 28.3 ms as the converter writes
     it, 15.1 ms with the kernels split, 8.3 ms with h-swish as ops too; float32 20.3 ms
@@ -129,7 +130,8 @@ def int8_graph(enabled: bool = True, *, hard_swish_as_ops: bool = True):
         yield
         return
     token = _HARD_SWISH_AS_OPS.set(hard_swish_as_ops)
-    keras.layers.DepthwiseConv2D.call = _split_depthwise_call
+    if split_depthwise:
+        keras.layers.DepthwiseConv2D.call = _split_depthwise_call
     try:
         yield
     finally:
