@@ -1,7 +1,7 @@
 """The README's main job and every command it lists after it, end to end on the demo data, at a
 reduced budget (a smaller demo, 32 px, few epochs): distill with the DenseNet161 teacher from the
-shipped demo config, then export-tflite --mode all, explain, evaluate, compare and benchmark on
-its output, each step's output checked, so the first hour of a new user can never silently break.
+shipped demo config, then qat, export-tflite --mode all, explain, evaluate, compare and benchmark
+on its output, each step's output checked, so the first hour of a new user can never silently break.
 """
 
 import json
@@ -51,7 +51,11 @@ def test_the_main_job_writes_a_teacher_and_a_distilled_student(main_job):
         assert trained.info["best_val_auc"] > 0.5 and trained.model_path.is_file()
 
 
-def test_export_all_writes_each_mode_through_its_gate_or_says_why(main_job):
+def test_qat_then_export_all_writes_each_mode_through_its_gate_or_says_why(main_job):
+    # README: `tfcxr qat` (here 1 epoch instead of the config's 2), then `export-tflite --mode all`,
+    # whose int8 starts from the QAT model.
+    invoke("qat", "--run", main_job, "--epochs", "1", "--quiet")
+    assert (main_job / "qat" / "best.h5").is_file()
     result = invoke("export-tflite", "--run", main_job, "--mode", "all", expect=None)
     written = []
     for mode in MODES:
@@ -62,6 +66,9 @@ def test_export_all_writes_each_mode_through_its_gate_or_says_why(main_job):
             assert parity["passed"] and parity["images"] > 0, parity
             assert {"labels.txt", "thresholds.json", "model_card.json"} <= {p.name for p in folder.iterdir()}
             written.append(mode)
+            if mode == "int8":
+                card = json.loads((folder / "model_card.json").read_text())
+                assert card["model"]["source"].startswith("QAT fine-tuned model"), card["model"]
         else:  # not written: the output names the mode and the gate's reason
             assert f"{mode} model failed the parity gate" in result.output, result.output
             assert "exceeds" in result.output or "has not learned" in result.output

@@ -9,8 +9,9 @@ from tfcxr.backend import keras, tf
 from tfcxr.errors import TfcxrError
 from tfcxr.export.convert import tflite_converter
 from tfcxr.models.macs import count_macs
+from tfcxr.models.layers import SqueezeExcite
 from tfcxr.models.ofa_mobilenet import MBBlock, OFAArch, build_ofa_mobilenet
-from tfcxr.quantize import load_qat_model, quantize_model, save_qat_model
+from tfcxr.quantize import calibrate_ranges, load_qat_model, quantize_model, save_qat_model
 
 SIZE = 32
 NUM_CLASSES = 14
@@ -116,3 +117,23 @@ def test_qat_model_converts_to_full_int8_tflite():
     expected = qat(x[:1], training=False).numpy()
     assert np.abs(logits - expected).max() < 0.1 * max(1.0, np.abs(expected).max())
 
+
+
+def test_squeeze_excite_fake_quantizes_its_squeezed_vector_and_gate():
+    qat, x = _tiny_qat_model()
+    calibrate_ranges(qat, [x] * 16)  # decay 0.5: 16 batches leave 6 / 2**16 of the start
+    wrappers = [layer for layer in qat.layers
+                if isinstance(getattr(layer, "layer", None), SqueezeExcite)]
+    assert len(wrappers) == 2
+    for wrapper in wrappers:
+        ranges = {w.name.split("/")[-1][:-2]: float(w.numpy()) for w in wrapper.weights
+                  if w.name.endswith(("_min:0", "_max:0"))}
+        # From tfmot's [-6, 6] start to the tensors' own ranges: a ReLU output and a gate in [0, 1].
+        assert -1e-3 < ranges["squeezed_post_activation_min"] <= 0.0
+        assert ranges["squeezed_post_activation_max"] > 0.0
+        assert -1e-3 < ranges["gate_post_activation_min"] < ranges["gate_post_activation_max"] <= 1.0
+    # The gate's fake-quant is in the forward pass: 3 levels over [0, 1] change the output.
+    before = qat(x, training=False).numpy()
+    (gate_max,) = [w for w in wrappers[0].weights if w.name.endswith("gate_post_activation_max:0")]
+    gate_max.assign(100.0)
+    assert np.abs(qat(x, training=False).numpy() - before).max() > 1e-3

@@ -171,12 +171,18 @@ class SqueezeExcite(keras.layers.Layer):
     their fake-quantized versions. They are created kernels first (``reduce_kernel``,
     ``expand_kernel``, ``reduce_bias``, ``expand_bias``): a reloaded QAT wrapper lists the
     quantized kernels before the layer's other weights, and HDF5 restores weights by position.
+
+    ``observe_squeezed`` and ``observe_gate`` are identities applied to the squeezed vector (after
+    its ReLU) and to the gate (after its h-sigmoid): the points where QAT's QuantizeConfig puts
+    its fake-quant of the layer's inner tensors (``tfcxr.quantize.configs``).
     """
 
     def __init__(self, reduction: int = 4, divisor: int = 8, **kwargs):
         super().__init__(**kwargs)
         self.reduction = reduction
         self.divisor = divisor
+        self.observe_squeezed = keras.activations.linear
+        self.observe_gate = keras.activations.linear
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
@@ -197,10 +203,10 @@ class SqueezeExcite(keras.layers.Layer):
         y = tf.reduce_mean(inputs, axis=(1, 2), keepdims=True)
         y = tf.nn.bias_add(tf.nn.conv2d(y, self.reduce_kernel, strides=1, padding="VALID"),
                            self.reduce_bias)
-        y = tf.nn.relu(y)
+        y = self.observe_squeezed(tf.nn.relu(y))
         y = tf.nn.bias_add(tf.nn.conv2d(y, self.expand_kernel, strides=1, padding="VALID"),
                            self.expand_bias)
-        return inputs * hard_sigmoid(y)
+        return inputs * self.observe_gate(hard_sigmoid(y))
 
     def compute_output_shape(self, input_shape):
         return input_shape

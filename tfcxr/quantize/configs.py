@@ -41,13 +41,38 @@ class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
 
 @keras.utils.register_keras_serializable(package="tfcxr")
+class PrefixedMovingAverageQuantizer(_quantizers.MovingAverageQuantizer):
+    """A ``MovingAverageQuantizer`` whose range variables carry a prefix of their own.
+
+    tfmot names every activation quantizer's variables ``post_activation_min`` / ``_max``, so two
+    inside one layer collide when the model is saved as HDF5; ``squeezed`` and ``gate`` make them
+    ``squeezed_post_activation_min`` and ``gate_post_activation_min``."""
+
+    def __init__(self, prefix: str, **kwargs):
+        super().__init__(**kwargs)
+        self.prefix = prefix
+
+    def build(self, tensor_shape, name, layer):
+        return super().build(tensor_shape, f"{self.prefix}_{name}", layer)
+
+    def get_config(self):
+        return {**super().get_config(), "prefix": self.prefix}
+
+
+def _activation_quantizer(prefix: str) -> PrefixedMovingAverageQuantizer:
+    return PrefixedMovingAverageQuantizer(prefix, num_bits=8, per_axis=False, symmetric=False,
+                                          narrow_range=False)
+
+
+@keras.utils.register_keras_serializable(package="tfcxr")
 class SqueezeExciteQuantizeConfig(OutputQuantizeConfig):
-    """For SqueezeExcite: quantize both 1x1 kernels and the output.
+    """For SqueezeExcite: quantize both 1x1 kernels, the squeezed vector, the gate and the output.
 
     Biases stay float, as for Conv2D in the default registry (TFLite stores them as int32). The
-    squeezed vector and the gate inside the layer carry no fake-quant: tfmot names every
-    activation quantizer of a layer ``post_activation``, so two of them collide when the model
-    is saved as HDF5. The int8 converter takes their ranges from the representative dataset.
+    squeezed vector (after its ReLU) and the gate (after its h-sigmoid) are fake-quantized at the
+    layer's ``observe_squeezed`` / ``observe_gate`` points, so QAT trains with the rounding the
+    int8 file applies there and the converter reads their ranges from training, not from the
+    representative dataset.
     """
 
     def get_weights_and_quantizers(self, layer):
@@ -57,3 +82,11 @@ class SqueezeExciteQuantizeConfig(OutputQuantizeConfig):
 
     def set_quantize_weights(self, layer, quantize_weights):
         layer.reduce_kernel, layer.expand_kernel = quantize_weights
+
+    def get_activations_and_quantizers(self, layer):
+        # ``linear``: tfmot fake-quantizes after the (identity) activation, the tensor as it is.
+        return [(layer.observe_squeezed, _activation_quantizer("squeezed")),
+                (layer.observe_gate, _activation_quantizer("gate"))]
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        layer.observe_squeezed, layer.observe_gate = quantize_activations

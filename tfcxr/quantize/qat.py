@@ -172,4 +172,8 @@ def load_qat_model(path: str | Path, compile: bool = False) -> keras.Model:
     if not path.exists():
         raise TfcxrError(f"{path}: QAT model not found")
     with quantize_scope():
-        return keras.models.load_model(path, compile=compile)
+        try:
+            return keras.models.load_model(path, compile=compile)
+        except ValueError as e:  # e.g. a weight count that differs from this tfcxr's QAT layers
+            raise TfcxrError(f"{path}: cannot load this QAT model ({str(e).strip().splitlines()[0]}); "
+                             "if an earlier tfcxr wrote it, run `tfcxr qat` again") from e
