@@ -137,3 +137,20 @@ def test_squeeze_excite_fake_quantizes_its_squeezed_vector_and_gate():
     (gate_max,) = [w for w in wrappers[0].weights if w.name.endswith("gate_post_activation_max:0")]
     gate_max.assign(100.0)
     assert np.abs(qat(x, training=False).numpy() - before).max() > 1e-3
+
+
+def test_a_qat_file_from_before_the_squeeze_excite_quantizers_gets_a_clear_error(tmp_path,
+                                                                                 monkeypatch):
+    from tfcxr.quantize.configs import SqueezeExciteQuantizeConfig
+
+    arch = OFAArch(stem=8, final_expand=16, feature_mix=32,
+                   blocks=(MBBlock(3, 16, 8, 2, "relu", True),))
+    with monkeypatch.context() as patch:  # the config as it was: no inner quantizers
+        patch.setattr(SqueezeExciteQuantizeConfig, "get_activations_and_quantizers",
+                      lambda self, layer: [])
+        patch.setattr(SqueezeExciteQuantizeConfig, "set_quantize_activations",
+                      lambda self, layer, quantize_activations: None)
+        old = save_qat_model(quantize_model(build_ofa_mobilenet(arch, NUM_CLASSES, (SIZE, SIZE, 3))),
+                             tmp_path / "old.h5")
+    with pytest.raises(TfcxrError, match=r"old\.h5: cannot load this QAT model .*run `tfcxr qat` again"):
+        load_qat_model(old)
