@@ -24,6 +24,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tfcxr.backend import keras, tf
 from tfcxr.explain.gradcam import grad_cam
 from tfcxr.export.convert import INT8_GRAPHS, convert, to_app_model, with_named_outputs
+from tfcxr.export.exporter import CALIBRATION_IMAGES, _sample_rows
 from tfcxr.runs.predictor import KerasPredictor, iter_pixel_batches
 from tfcxr.runs.trained import TrainedRun
 
@@ -31,14 +32,13 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("run", help="A trained run directory (its float student is exported).")
 parser.add_argument("--graph", default="hard_swish", choices=list(INT8_GRAPHS))
 parser.add_argument("--films", type=int, default=16, help="First N test films (the exporter's 16).")
-parser.add_argument("--calibration-images", type=int, default=500)
+parser.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
 args = parser.parse_args()
 
 run = TrainedRun.open(args.run)
 network = run.network()
 train = run.split("train")
-rows = np.sort(np.random.default_rng(run.config.seed).choice(
-    len(train), min(args.calibration_images, len(train)), replace=False))
+rows = _sample_rows(len(train), args.calibration_images, run.config.seed)  # the exporter's films
 calibration = np.concatenate(list(iter_pixel_batches(train.select(rows), run.spec)))
 test = run.split("test")
 pixels = next(iter_pixel_batches(test.select(np.arange(min(args.films, len(test)))), run.spec,

@@ -118,7 +118,6 @@ def test_qat_model_converts_to_full_int8_tflite():
     assert np.abs(logits - expected).max() < 0.1 * max(1.0, np.abs(expected).max())
 
 
-
 def test_squeeze_excite_fake_quantizes_its_squeezed_vector_and_gate():
     qat, x = _tiny_qat_model()
     calibrate_ranges(qat, [x] * 16)  # decay 0.5: 16 batches leave 6 / 2**16 of the start
