@@ -172,16 +172,15 @@ class SqueezeExcite(keras.layers.Layer):
     ``expand_kernel``, ``reduce_bias``, ``expand_bias``): a reloaded QAT wrapper lists the
     quantized kernels before the layer's other weights, and HDF5 restores weights by position.
 
-    ``observe_squeezed`` and ``observe_gate`` are identities applied to the squeezed vector (after
-    its ReLU) and to the gate (after its h-sigmoid): the points where QAT's QuantizeConfig puts
-    its fake-quant of the layer's inner tensors (``tfcxr.quantize.configs``).
+    ``observe_gate`` is an identity applied to the gate (after its h-sigmoid): the point where
+    QAT's QuantizeConfig puts its fake-quant of the layer's inner tensor
+    (``tfcxr.quantize.configs``, which says why the squeezed vector has none).
     """
 
     def __init__(self, reduction: int = 4, divisor: int = 8, **kwargs):
         super().__init__(**kwargs)
         self.reduction = reduction
         self.divisor = divisor
-        self.observe_squeezed = keras.activations.linear
         self.observe_gate = keras.activations.linear
 
     def build(self, input_shape):
@@ -203,7 +202,7 @@ class SqueezeExcite(keras.layers.Layer):
         y = tf.reduce_mean(inputs, axis=(1, 2), keepdims=True)
         y = tf.nn.bias_add(tf.nn.conv2d(y, self.reduce_kernel, strides=1, padding="VALID"),
                            self.reduce_bias)
-        y = self.observe_squeezed(tf.nn.relu(y))
+        y = tf.nn.relu(y)
         y = tf.nn.bias_add(tf.nn.conv2d(y, self.expand_kernel, strides=1, padding="VALID"),
                            self.expand_bias)
         return inputs * self.observe_gate(hard_sigmoid(y))
